@@ -88,7 +88,7 @@ def fit(model: torch.nn.Module, train_data: Batches, loss_fn: LossFn, *, epochs:
             optimizer.step()
             if scheduler is not None:
                 scheduler.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
             history.grad_norm.append(float(norm))
         if not losses:
             raise ValueError("train_data: expected at least one batch per epoch, got none")
