@@ -80,7 +80,7 @@ def fit(model: torch.nn.Module, train_data: Batches, loss_fn: LossFn, *, epochs:
         for batch in _fresh(train_data):
             loss = loss_fn(model, batch)
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss became {float(loss)} at epoch {epoch}; "
+                raise FloatingPointError(f"loss became {float(loss.detach())} at epoch {epoch}; "
                                          "lower lr or clip gradients")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
