@@ -35,6 +35,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, installed or not
 from course_lib.attention import naive_attention, scaled_dot_product_attention  # noqa: E402
+from course_lib.kernels.memory import peak_memory_mb  # noqa: E402
 
 GPU_BACKENDS = ("triton", "sdpa-flash", "sdpa-efficient", "sdpa-cudnn", "sdpa-math", "naive")
 CPU_BACKENDS = ("naive", "sdpa", "tiled")
@@ -96,21 +97,6 @@ def _results(fn, q, k, v, causal, mode, dout):
 # ----------------------------------------------------------------------------------------------
 # CPU: one subprocess per case
 # ----------------------------------------------------------------------------------------------
-def _torch_peak_bytes(step) -> int:
-    """Peak of PyTorch's CPU allocations during ``step()``, above those alive before it."""
-    from torch.profiler import ProfilerActivity, profile
-
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        step()
-    events = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events()
-                    if e.name() == "[memory]")
-    live = peak = 0
-    for _, nbytes in events:  # allocations are positive, frees negative
-        live += nbytes
-        peak = max(peak, live)
-    return peak
-
-
 def cpu_case(backend: str, N: int, D: int, causal: bool, mode: str, repeats: int) -> dict:
     """Measure one case in this process (called in a fresh subprocess by ``run_cpu``)."""
     torch.manual_seed(0)
@@ -141,7 +127,7 @@ def cpu_case(backend: str, N: int, D: int, causal: bool, mode: str, repeats: int
         times.append(time.perf_counter() - start)
     for t in (q, k, v):
         t.grad = None
-    torch_peak = _torch_peak_bytes(step)
+    torch_peak_mb = peak_memory_mb(step)  # PyTorch's own allocations (torch.profiler memory events)
     # error against float64, measured last so that the reference's memory is not counted above
     got = _results(fn, q.detach(), k.detach(), v.detach(), causal, mode, dout)
     ref = _results(lambda *a: naive_attention(*a[:3], causal=a[3])[0],
@@ -150,7 +136,7 @@ def cpu_case(backend: str, N: int, D: int, causal: bool, mode: str, repeats: int
     ms = statistics.median(times[1:]) * 1e3
     return dict(device="cpu", dtype="float32", backend=backend, B=1, H=1, N=N, D=D, causal=causal,
                 mode=mode, ms=ms, tflops=attention_flops(1, 1, N, D, causal, mode) / ms / 1e9,
-                peak_mb=torch_peak / 2**20, rss_mb=rss_peak / 2**20, error=_max_error(got, ref))
+                peak_mb=torch_peak_mb, rss_mb=rss_peak / 2**20, error=_max_error(got, ref))
 
 
 def run_cpu(ns, ds, causals, modes, backends, repeats, passes=1) -> list:

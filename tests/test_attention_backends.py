@@ -9,6 +9,7 @@ import torch
 
 from course_lib.attention import causal_mask, naive_attention, scaled_dot_product_attention
 from course_lib.kernels import tiled_attention
+from course_lib.kernels.memory import peak_memory_mb
 
 CPU_BACKENDS = ["naive", "sdpa", "tiled", "auto"]
 
@@ -133,18 +134,9 @@ def test_causal_is_top_left_aligned():
 
 def test_tiled_memory_is_linear_and_below_naive():
     """Peak of PyTorch's allocations (torch.profiler memory events) during forward + backward."""
-    from torch.profiler import ProfilerActivity, profile
-
     def peak_bytes(fn, n):
         q, k, v, dout = inputs(1, 1, n, n, 32)
-        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-            fn(q, k, v).backward(dout)
-        live = peak = 0
-        for _, nbytes in sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events()
-                                if e.name() == "[memory]"):
-            live += nbytes
-            peak = max(peak, live)
-        return peak
+        return peak_memory_mb(lambda: fn(q, k, v).backward(dout)) * 2**20
 
     naive = {n: peak_bytes(lambda a, b, c: naive_attention(a, b, c)[0], n) for n in (512, 1024)}
     tiled = {n: peak_bytes(lambda a, b, c: tiled_attention(a, b, c, block_q=128, block_k=128), n)
