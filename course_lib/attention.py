@@ -22,6 +22,10 @@ Backends (``backend=``):
             or the CPU under ``TRITON_INTERPRET=1``; no ``mask``.
 - "auto":   "triton" where it can run and pays off (CUDA tensors, Triton installed, no mask,
             float16/bfloat16, head dim 16/32/64/128), otherwise "sdpa".
+
+Chapter 05's layers sit in their own section at the end: ``padding_mask`` (and ``causal_mask``
+above), ``split_heads``/``merge_heads``, the batch-first ``MultiHeadAttention`` (with
+``from_torch``), ``sinusoidal_positions`` and ``LearnedPositions``.
 """
 from __future__ import annotations
 

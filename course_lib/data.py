@@ -5,14 +5,17 @@ Nothing here touches the network unless you call :func:`download` and allow it.
 """
 from __future__ import annotations
 
+import datetime
+import functools
 import hashlib
 import os
+import random
 import shutil
 import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator, NamedTuple, Sequence
 
 import torch
 
@@ -230,3 +233,168 @@ def download(url: str, filename: str, sha256: str, cache_dir: os.PathLike | str 
                                    "the file was not kept")
     os.replace(tmp.name, target)
     return target
+
+
+# --- translation tasks (chapters 03-06) -------------------------------------------------------
+# Pairs of strings (source, target), generated offline and deterministic under the seed. Chapters
+# 03 (seq2seq), 04 (attention), 05 and 06 (Transformer) all train on exactly these functions.
+
+def number_words(value: int, lang: str = "en") -> str:
+    """``value`` written out in language ``lang`` with ``num2words`` (``"de"``: 24 ->
+    "vierundzwanzig"), or as digits for ``lang="num"``. Any language num2words knows works."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"value: expected a non-negative int, got {value!r}")
+    if lang == "num":
+        return str(value)
+    return _number_words_cached(value, lang)
+
+
+@functools.lru_cache(maxsize=200_000)  # num2words takes ~0.15 ms a call; small numbers repeat
+def _number_words_cached(value: int, lang: str) -> str:
+    from num2words import CONVERTER_CLASSES, num2words
+
+    if lang not in CONVERTER_CLASSES:
+        raise ValueError(f"lang: expected 'num' or a num2words language such as 'en', 'de', 'fr', "
+                         f"got {lang!r}")
+    return num2words(value, lang=lang)
+
+
+def _sample_numbers(n: int, rng: random.Random, low: int, high: int, log_uniform: bool) -> list[int]:
+    if not log_uniform:
+        return [rng.randint(low, high) for _ in range(n)]
+    # digit count uniform, then uniform within it: short numbers are as common as long ones
+    ranges = []
+    for digits in range(len(str(low)), len(str(high)) + 1):
+        lo, hi = max(low, 0 if digits == 1 else 10 ** (digits - 1)), min(high, 10 ** digits - 1)
+        if lo <= hi:
+            ranges.append((lo, hi))
+    return [rng.randint(*ranges[rng.randrange(len(ranges))]) for _ in range(n)]
+
+
+def number_words_pairs(n: int, seed: int = 0, low: int = 0, high: int = 999_999,
+                       src_lang: str = "en", tgt_lang: str = "de",
+                       log_uniform: bool = True) -> list[tuple[str, str]]:
+    """``n`` pairs (number in words in ``src_lang``, the same number in ``tgt_lang``).
+
+    ``number_words_pairs(3, seed=0)`` gives pairs such as ``("twenty-four", "vierundzwanzig")``:
+    German puts the units before the tens, so a translator must reorder. Numbers are drawn from
+    [low, high] with replacement; with ``log_uniform`` (default) the number of digits is uniform
+    and the number uniform within it, so "seven" is as likely as "four hundred thousand, ...", and
+    the pairs span lengths from a few characters to about 70. Either language may be ``"num"``
+    (digits). Deterministic under ``seed`` (Python's ``random.Random``); two seeds give two
+    independent samples, e.g. a training and a test set (short numbers then occur in both).
+    """
+    _check_positive(n=n)
+    for name, value in (("low", low), ("high", high)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"{name}: expected a non-negative int, got {value!r}")
+    if low > high:
+        raise ValueError(f"low, high: expected low <= high, got low={low}, high={high}")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise TypeError(f"seed: expected an int, got {type(seed).__name__}")
+    for name, lang in (("src_lang", src_lang), ("tgt_lang", tgt_lang)):
+        if lang != "num":
+            try:
+                number_words(0, lang)
+            except ValueError:
+                raise ValueError(f"{name}: expected 'num' or a num2words language such as 'en', "
+                                 f"'de', 'fr', got {lang!r}") from None
+    numbers = _sample_numbers(n, random.Random(seed), low, high, log_uniform)
+    return [(number_words(x, src_lang), number_words(x, tgt_lang)) for x in numbers]
+
+
+MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
+          "October", "November", "December")
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def _ordinal(day: int) -> str:
+    suffix = "th" if 11 <= day % 100 <= 13 else {1: "st", 2: "nd", 3: "rd"}.get(day % 10, "th")
+    return f"{day}{suffix}"
+
+
+# style name -> how 22 November 2026 is written in it. Only one purely numeric style per
+# separator, so that no input is ambiguous ("05/06" can only be month/day).
+DATE_STYLES = {
+    "day month year": lambda d: f"{d.day} {MONTHS[d.month - 1]} {d.year}",          # 22 November 2026
+    "month day, year": lambda d: f"{MONTHS[d.month - 1]} {d.day}, {d.year}",        # November 22, 2026
+    "day mon year": lambda d: f"{d.day} {MONTHS[d.month - 1][:3]} {d.year}",        # 22 Nov 2026
+    "mon day, year": lambda d: f"{MONTHS[d.month - 1][:3]} {d.day}, {d.year}",      # Nov 22, 2026
+    "ordinal": lambda d: f"the {_ordinal(d.day)} of {MONTHS[d.month - 1]} {d.year}",  # the 22nd of November 2026
+    "weekday": lambda d: f"{WEEKDAYS[d.weekday()]}, {d.day} {MONTHS[d.month - 1]} {d.year}",  # Sunday, 22 November 2026
+    "dotted": lambda d: f"{d.day:02d}.{d.month:02d}.{d.year}",                      # 22.11.2026
+    "us slashes": lambda d: f"{d.month:02d}/{d.day:02d}/{d.year}",                  # 11/22/2026
+}
+
+
+def format_date(day: "datetime.date", style: str) -> str:
+    """``day`` written in one of the :data:`DATE_STYLES` (``"day month year"`` -> "22 November 2026")."""
+    if style not in DATE_STYLES:
+        raise ValueError(f"style: expected one of {list(DATE_STYLES)}, got {style!r}")
+    return DATE_STYLES[style](day)
+
+
+def date_pairs(n: int, seed: int = 0, styles: Sequence[str] = tuple(DATE_STYLES),
+               start: "datetime.date" = datetime.date(1900, 1, 1),
+               end: "datetime.date" = datetime.date(2099, 12, 31)) -> list[tuple[str, str]]:
+    """``n`` pairs (a date written in a random style from ``styles``, the same date in ISO 8601).
+
+    E.g. ``("22 November 2026", "2026-11-22")``, ``("Nov 22, 2026", "2026-11-22")`` or
+    ``("11/22/2026", "2026-11-22")``; see :data:`DATE_STYLES` for all styles. Dates are uniform
+    between ``start`` and ``end`` (inclusive), drawn with replacement; the style uniform among
+    ``styles``. Deterministic under ``seed`` (Python's ``random.Random``).
+    """
+    _check_positive(n=n)
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise TypeError(f"seed: expected an int, got {type(seed).__name__}")
+    if isinstance(styles, str) or not styles:
+        raise ValueError(f"styles: expected a non-empty sequence of style names from "
+                         f"{list(DATE_STYLES)}, got {styles!r}")
+    for style in styles:
+        if style not in DATE_STYLES:
+            raise ValueError(f"styles: expected names from {list(DATE_STYLES)}, got {style!r}")
+    for name, value in (("start", start), ("end", end)):
+        if not isinstance(value, datetime.date):
+            raise TypeError(f"{name}: expected a datetime.date, got {type(value).__name__}")
+    if start > end:
+        raise ValueError(f"start, end: expected start <= end, got {start} > {end}")
+    rng, span = random.Random(seed), (end - start).days
+    pairs = []
+    for _ in range(n):
+        day = start + datetime.timedelta(days=rng.randint(0, span))
+        style = styles[rng.randrange(len(styles))]
+        pairs.append((DATE_STYLES[style](day), day.isoformat()))
+    return pairs
+
+
+class EncodedPairs(NamedTuple):
+    """Padded id tensors of a list of (source, target) pairs, ready for teacher forcing.
+
+    src (B, S) and src_mask (B, S) (True on real tokens); tgt_in (B, T) is ``<bos> y`` and
+    tgt_out (B, T) is ``y <eos>``, padded with the pad id (0), so that the decoder fed tgt_in
+    predicts tgt_out position by position. A tuple: ``batches(*encoded, batch_size=...)`` works.
+    """
+    src: torch.Tensor
+    src_mask: torch.Tensor
+    tgt_in: torch.Tensor
+    tgt_out: torch.Tensor
+
+
+def encode_pairs(pairs: Sequence[tuple[str, str]], src_vocab, tgt_vocab) -> EncodedPairs:
+    """Turn (source, target) string pairs into :class:`EncodedPairs` with the two vocabularies
+    (``course_lib.text.Vocab`` or anything with ``encode(text, add_bos=, add_eos=)`` and
+    ``pad_id``; character level is what chapters 03-04 use). Shapes: src, src_mask (B, S);
+    tgt_in, tgt_out (B, T) with T = longest target + 1."""
+    if len(pairs) == 0:
+        raise ValueError("pairs: expected at least one (source, target) pair, got none")
+    for i, pair in enumerate(pairs):
+        if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and all(isinstance(s, str) for s in pair)):
+            raise TypeError(f"pairs[{i}]: expected a (source str, target str) pair, got {pair!r}")
+    for name, vocab in (("src_vocab", src_vocab), ("tgt_vocab", tgt_vocab)):
+        if not hasattr(vocab, "encode") or not hasattr(vocab, "pad_id"):
+            raise TypeError(f"{name}: expected a course_lib.text.Vocab, got {type(vocab).__name__}")
+    src, src_mask = pad_sequences([src_vocab.encode(s) for s, _ in pairs], pad_id=src_vocab.pad_id)
+    targets = [tgt_vocab.encode(t) for _, t in pairs]
+    tgt_in, _ = pad_sequences([[tgt_vocab.bos_id] + t for t in targets], pad_id=tgt_vocab.pad_id)
+    tgt_out, _ = pad_sequences([t + [tgt_vocab.eos_id] for t in targets], pad_id=tgt_vocab.pad_id)
+    return EncodedPairs(src, src_mask, tgt_in, tgt_out)

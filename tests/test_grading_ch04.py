@@ -1,0 +1,133 @@
+"""The check helpers of chapter 04's exercises: the reference passes, each known mistake gets its
+message, and broken answers get the core's clear messages."""
+import math
+
+import pytest
+import torch
+
+from course_lib.grading import ch04_attention as grading
+
+
+# -- exercise 1: masked softmax ---------------------------------------------------------------------
+
+def masked_softmax(scores, mask):
+    return torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
+
+
+def test_masked_softmax_reference_passes():
+    grading.check_masked_softmax(masked_softmax)
+    grading.check_masked_softmax(masked_softmax, seed=1, lengths=(1, 7, 3, 2), S=7)
+
+
+@pytest.mark.parametrize("wrong, match", [
+    (lambda s, m: torch.softmax(s, -1), "the mask is ignored"),
+    (lambda s, m: torch.softmax(s.masked_fill(m, float("-inf")), -1), "the mask is inverted"),
+    (lambda s, m: torch.softmax(s.masked_fill(~m, 0.0), -1), "filled the padded positions with 0"),
+    (lambda s, m: torch.softmax(s, -1) * m, "multiplied the weights by the mask"),
+    (lambda s, m: torch.softmax(s.masked_fill(~m, float("-inf")), 0), "softmax over the wrong axis|NaN"),
+    (lambda s, m: s.masked_fill(~m, 0.0), "returned the masked scores"),
+    (lambda s, m: torch.softmax(s * m.log(), -1), "NaN or inf"),
+    (lambda s, m: torch.softmax(s.masked_fill(1 - m, float("-inf")), -1), "invert it with ~mask"),
+    (lambda s, m: None, "returned None"),
+])
+def test_masked_softmax_mistakes(wrong, match):
+    with pytest.raises(AssertionError, match=match):
+        grading.check_masked_softmax(wrong)
+
+
+def test_masked_softmax_wrong_axis_with_all_rows_full():
+    # lengths where every column has a real token: the dim-0 softmax is finite and named
+    with pytest.raises(AssertionError, match="softmax over the wrong axis"):
+        grading.check_masked_softmax(lambda s, m: torch.softmax(s.masked_fill(~m, float("-inf")), 0),
+                                     lengths=(5, 5, 4))
+
+
+# -- exercise 2: additive scores ----------------------------------------------------------------------
+
+def additive_scores(query, keys, W_q, W_k, v):
+    return torch.tanh((query @ W_q)[:, None, :] + keys @ W_k) @ v
+
+
+def test_additive_reference_passes():
+    grading.check_additive_scores(additive_scores)
+    grading.check_additive_scores(additive_scores, seed=1, square=True)
+    grading.check_additive_scores(additive_scores, seed=2, batch=1, S=1)
+
+
+@pytest.mark.parametrize("wrong, match, square", [
+    (lambda q, k, Wq, Wk, v: ((q @ Wq)[:, None] + k @ Wk) @ v, "forgot the tanh", False),
+    (lambda q, k, Wq, Wk, v: torch.tanh((q @ Wq)[:, None] + k @ Wk).sum(-1), "forgot v", False),
+    (lambda q, k, Wq, Wk, v: torch.tanh(((q @ Wq)[:, None] + k @ Wk) @ v), "applied v before the tanh", False),
+    (lambda q, k, Wq, Wk, v: torch.tanh((q @ Wk)[:, None] + k @ Wq) @ v, "W_q and W_k are swapped", True),
+    (lambda q, k, Wq, Wk, v: torch.tanh((q @ Wq.T)[:, None] + k @ Wk.T) @ v, "transposed", True),
+    (lambda q, k, Wq, Wk, v: torch.softmax(additive_scores(q, k, Wq, Wk, v), -1), "used a softmax", False),
+    (lambda q, k, Wq, Wk, v: torch.tanh(q @ Wq + k @ Wk) @ v, "add a key axis", False),
+])
+def test_additive_mistakes(wrong, match, square):
+    with pytest.raises(AssertionError, match=match):
+        grading.check_additive_scores(wrong, square=square)
+
+
+# -- exercise 3: general scores -------------------------------------------------------------------------
+
+def general_scores(query, keys, W_a):
+    return (keys @ (query @ W_a)[:, :, None])[..., 0]
+
+
+def test_general_reference_passes():
+    grading.check_general_scores(general_scores)
+    grading.check_general_scores(general_scores, seed=1, square=True)
+
+
+@pytest.mark.parametrize("wrong, match, square", [
+    (lambda q, k, W: (k @ (q @ W.T)[:, :, None])[..., 0], "W_a transposed", True),
+    (lambda q, k, W: (k @ q[:, :, None])[..., 0], "forgot W_a", True),
+    (lambda q, k, W: general_scores(q, k, W) / math.sqrt(k.shape[-1]), "divided by sqrt", False),
+    (lambda q, k, W: torch.softmax(general_scores(q, k, W), -1), "returned weights", False),
+    (lambda q, k, W: (k @ (q @ W.T)[:, :, None])[..., 0], "cannot be multiplied|raised", False),
+])
+def test_general_mistakes(wrong, match, square):
+    with pytest.raises(AssertionError, match=match):
+        grading.check_general_scores(wrong, square=square)
+
+
+# -- exercise 4: dot attention ---------------------------------------------------------------------------
+
+def dot_attention(query, keys, values, mask):
+    scores = (keys @ query[:, :, None])[..., 0]
+    weights = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
+    return (weights[:, None, :] @ values)[:, 0], weights
+
+
+def test_dot_attention_reference_passes():
+    grading.check_dot_attention(dot_attention)
+    grading.check_dot_attention(dot_attention, seed=1, lengths=(2, 4), S=4, d=3, d_v=2)
+
+
+def _scores(q, k):
+    return (k @ q[:, :, None])[..., 0]
+
+
+@pytest.mark.parametrize("wrong, match", [
+    (lambda q, k, v, m: ((torch.softmax(_scores(q, k), -1)[:, None] @ v)[:, 0], torch.softmax(_scores(q, k), -1)),
+     "the mask is ignored"),
+    (lambda q, k, v, m: dot_attention(q / math.sqrt(q.shape[-1]), k, v, m), "divided the scores by sqrt"),
+    (lambda q, k, v, m: (dot_attention(q, k, v, m)[0], _scores(q, k)), "you returned the scores"),
+    (lambda q, k, v, m: (v.mean(1), dot_attention(q, k, v, m)[1]), "plain mean of the values"),
+    (lambda q, k, v, m: ((v * m[..., None]).sum(1) / m.sum(1, keepdim=True), dot_attention(q, k, v, m)[1]),
+     "mean of the real values"),
+    (lambda q, k, v, m: ((dot_attention(q, k, v, m)[1][:, None] @ k)[:, 0], dot_attention(q, k, v, m)[1]),
+     "not the keys|raised|shape"),
+    (lambda q, k, v, m: dot_attention(q, k, v, m)[::-1], r"\(weights, context\)"),
+    (lambda q, k, v, m: dot_attention(q, k, v, m)[0], "expected a pair"),
+])
+def test_dot_attention_mistakes(wrong, match):
+    with pytest.raises(AssertionError, match=match):
+        grading.check_dot_attention(wrong)
+
+
+def test_dot_attention_context_from_keys_is_named():
+    # with d_v == d the keys version has the right shape and only the values can tell
+    wrong = lambda q, k, v, m: ((dot_attention(q, k, v, m)[1][:, None] @ k)[:, 0], dot_attention(q, k, v, m)[1])  # noqa: E731
+    with pytest.raises(AssertionError, match="should weight the values, not the keys"):
+        grading.check_dot_attention(wrong, d=5, d_v=5)

@@ -1,0 +1,190 @@
+"""course_lib.grading.ch06_transformer: the reference answers pass, and each known mistake,
+written as the function a learner would write, gets the message that names it."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from course_lib.grading import ch06_transformer as grading
+
+
+def fails_with(check, fn, pattern, **kwargs):
+    with pytest.raises(AssertionError, match=pattern) as info:
+        check(fn, **kwargs)
+    assert "Traceback" not in str(info.value)
+    return str(info.value)
+
+
+# -- exercise 1: LayerNorm ----------------------------------------------------------------------------------
+
+def layer_norm(x, gain, bias, eps=1e-5):
+    mean = x.mean(dim=-1, keepdim=True)
+    var = ((x - mean) ** 2).mean(dim=-1, keepdim=True)
+    return gain * (x - mean) / torch.sqrt(var + eps) + bias
+
+
+def test_layer_norm_reference_passes():
+    grading.check_layer_norm(layer_norm)
+    grading.check_layer_norm(layer_norm, seed=1, batch=1, T=6, C=16)
+    grading.check_layer_norm(layer_norm, seed=2, scale=1e-3)
+    grading.check_layer_norm(lambda x, g, b, eps=1e-5: F.layer_norm(x, (x.shape[-1],), g, b, eps))
+
+
+def ln_variant(**kw):
+    return lambda x, g, b, eps=1e-5: grading._ln(x, g, b, eps, **kw)
+
+
+LN_MISTAKES = [
+    ("unbiased", ln_variant(unbiased=True), "unbiased variance", {}),
+    ("over T", ln_variant(dim=1), "wrong axis", {}),
+    ("over batch", ln_variant(dim=0), "batch axis", {}),
+    ("swapped", lambda x, g, b, eps=1e-5: grading._ln(x, b, g, eps), "gain and bias are swapped", {}),
+    ("no affine", lambda x, g, b, eps=1e-5: grading._ln(x, 1.0, 0.0, eps), "forgot the gain and the bias", {}),
+    ("no bias", lambda x, g, b, eps=1e-5: grading._ln(x, g, 0.0, eps), "forgot the bias", {}),
+    ("eps outside", lambda x, g, b, eps=1e-5: g * (x - x.mean(-1, keepdim=True)) / (x.std(-1, unbiased=False, keepdim=True) + eps) + b,
+     "eps goes inside", {"scale": 1e-3}),
+    ("no eps", lambda x, g, b, eps=1e-5: grading._ln(x, g, b, 0.0), "forgot eps", {"scale": 1e-3}),
+    ("None", lambda x, g, b, eps=1e-5: None, "returned None", {}),
+]
+
+
+@pytest.mark.parametrize("name, fn, pattern, kwargs", LN_MISTAKES, ids=[m[0] for m in LN_MISTAKES])
+def test_layer_norm_mistakes_are_named(name, fn, pattern, kwargs):
+    fails_with(grading.check_layer_norm, fn, pattern, **kwargs)
+
+
+# -- exercise 2: the encoder block ---------------------------------------------------------------------------
+
+def encoder_block(x, self_attention, feed_forward, norm1, norm2, norm_first):
+    if norm_first:
+        x = x + self_attention(norm1(x))
+        return x + feed_forward(norm2(x))
+    x = norm1(x + self_attention(x))
+    return norm2(x + feed_forward(x))
+
+
+@pytest.mark.parametrize("norm_first", [True, False])
+def test_encoder_block_reference_passes(norm_first):
+    grading.check_encoder_block(encoder_block, norm_first=norm_first)
+    grading.check_encoder_block(encoder_block, norm_first=norm_first, seed=1, batch=1, T=6, C=4)
+
+
+BLOCK_MISTAKES = [
+    ("always post", lambda x, sa, ff, n1, n2, nf: encoder_block(x, sa, ff, n1, n2, False), "this is pre-norm", True),
+    ("always pre", lambda x, sa, ff, n1, n2, nf: encoder_block(x, sa, ff, n1, n2, True), "this is post-norm", False),
+    ("norms swapped", lambda x, sa, ff, n1, n2, nf: encoder_block(x, sa, ff, n2, n1, nf), "norm1 and norm2 are swapped", True),
+    ("no attention residual, pre", lambda x, sa, ff, n1, n2, nf: (lambda h: h + ff(n2(h)))(sa(n1(x))),
+     "attention sub-layer lost its residual", True),
+    ("no ffn residual, pre", lambda x, sa, ff, n1, n2, nf: ff(n2(x + sa(n1(x)))), "feed-forward sub-layer lost", True),
+    ("no residuals, post", lambda x, sa, ff, n1, n2, nf: n2(ff(n1(sa(x)))), "no residual connections", False),
+    ("no attention residual, post", lambda x, sa, ff, n1, n2, nf: (lambda h: n2(h + ff(h)))(n1(sa(x))),
+     "attention sub-layer lost its residual", False),
+    ("norm on branch", lambda x, sa, ff, n1, n2, nf: (lambda h: h + n2(ff(h)))(x + n1(sa(x))),
+     "normalised the sub-layer's output before adding", False),
+    ("in place", lambda x, sa, ff, n1, n2, nf: x.add_(sa(n1(x))).add_(ff(n2(x))), "changed its input `x` in place", True),
+]
+
+
+@pytest.mark.parametrize("name, fn, pattern, norm_first", BLOCK_MISTAKES, ids=[m[0] for m in BLOCK_MISTAKES])
+def test_encoder_block_mistakes_are_named(name, fn, pattern, norm_first):
+    fails_with(grading.check_encoder_block, fn, pattern, norm_first=norm_first)
+
+
+# -- exercise 3: the decoder mask -----------------------------------------------------------------------------
+
+def decoder_mask(tgt_ids, pad_id):
+    T = tgt_ids.shape[1]
+    causal = torch.ones(T, T, dtype=torch.bool).tril()
+    return causal & (tgt_ids != pad_id)[:, None, None, :]
+
+
+def test_decoder_mask_reference_passes():
+    grading.check_decoder_mask(decoder_mask)
+    grading.check_decoder_mask(decoder_mask, seed=1, lengths=(2, 7, 7, 4), T=7, pad_id=3)
+
+
+def causal_of(ids):
+    T = ids.shape[1]
+    return torch.ones(T, T, dtype=torch.bool).tril()
+
+
+MASK_MISTAKES = [
+    ("causal only", lambda ids, pad: causal_of(ids).expand(ids.shape[0], 1, -1, -1), "padding is not masked"),
+    ("padding only", lambda ids, pad: (ids != pad)[:, None, None, :].expand(-1, 1, ids.shape[1], -1),
+     "causal part is missing"),
+    ("padding on queries", lambda ids, pad: causal_of(ids) & (ids != pad)[:, None, :, None], "applied to the queries"),
+    ("inverted", lambda ids, pad: ~decoder_mask(ids, pad), "inverted"),
+    ("upper", lambda ids, pad: causal_of(ids).T & (ids != pad)[:, None, None, :], "upper triangle"),
+    ("float", lambda ids, pad: decoder_mask(ids, pad).float(), "dtype torch.float32"),
+    ("no head axis", lambda ids, pad: decoder_mask(ids, pad)[:, 0], "axis of size 1"),
+]
+
+
+@pytest.mark.parametrize("name, fn, pattern", MASK_MISTAKES, ids=[m[0] for m in MASK_MISTAKES])
+def test_decoder_mask_mistakes_are_named(name, fn, pattern):
+    fails_with(grading.check_decoder_mask, fn, pattern)
+
+
+# -- exercise 4: label smoothing --------------------------------------------------------------------------------
+
+def label_smoothed_ce(logits, target, eps):
+    log_p = torch.log_softmax(logits, dim=-1)
+    nll = -log_p.gather(1, target[:, None])[:, 0]
+    return ((1 - eps) * nll - eps * log_p.mean(dim=-1)).mean()
+
+
+def test_label_smoothing_reference_passes():
+    grading.check_label_smoothing(label_smoothed_ce)
+    grading.check_label_smoothing(label_smoothed_ce, seed=1, N=20, V=11, eps=0.3)
+    grading.check_label_smoothing(lambda lg, t, e: F.cross_entropy(lg, t, label_smoothing=e))
+    grading.check_label_smoothing(lambda lg, t, e: label_smoothed_ce(lg, t, e).item())  # a float is fine
+
+
+def parts(logits, target):
+    log_p = torch.log_softmax(logits, dim=-1)
+    return log_p, -log_p.gather(1, target[:, None])[:, 0]
+
+
+LS_MISTAKES = [
+    ("V-1", lambda lg, t, e: (lambda lp, nll: ((1 - e) * nll + e * (-lp.sum(-1) - nll) / (lg.shape[1] - 1)).mean())(*parts(lg, t)),
+     "V - 1 wrong classes"),
+    ("no 1-eps", lambda lg, t, e: (lambda lp, nll: (nll - e * lp.mean(-1)).mean())(*parts(lg, t)), r"forgot the \(1 - eps\)"),
+    ("plain", lambda lg, t, e: F.cross_entropy(lg, t), "smoothing is missing"),
+    ("sum", lambda lg, t, e: label_smoothed_ce(lg, t, e) * lg.shape[0], "summed over the rows"),
+    ("probabilities", lambda lg, t, e: (lambda lp, nll: (-(1 - e) * lp.exp().gather(1, t[:, None])[:, 0] - e * lp.exp().mean(-1)).mean())(*parts(lg, t)),
+     "log-probabilities"),
+    ("raw logits", lambda lg, t, e: (lambda lp, nll: ((1 - e) * nll - e * lg.mean(-1)).mean())(*parts(lg, t)), "raw logits"),
+    ("per row", lambda lg, t, e: (lambda lp, nll: (1 - e) * nll - e * lp.mean(-1))(*parts(lg, t)), r"shape \(6,\)"),
+]
+
+
+@pytest.mark.parametrize("name, fn, pattern", LS_MISTAKES, ids=[m[0] for m in LS_MISTAKES])
+def test_label_smoothing_mistakes_are_named(name, fn, pattern):
+    fails_with(grading.check_label_smoothing, fn, pattern)
+
+
+# -- exercise 5: the warm-up schedule -----------------------------------------------------------------------------
+
+def transformer_lr(step, d_model, warmup):
+    return d_model ** -0.5 * min(step ** -0.5, step * warmup ** -1.5)
+
+
+def test_transformer_lr_reference_passes():
+    grading.check_transformer_lr(transformer_lr)
+    grading.check_transformer_lr(transformer_lr, d_model=512, warmup=4000, steps=(1, 3999, 4000, 4001, 100000))
+    grading.check_transformer_lr(lambda s, d, w: torch.tensor(transformer_lr(s, d, w)))
+
+
+LR_MISTAKES = [
+    ("max", lambda s, d, w: d ** -0.5 * max(s ** -0.5, s * w ** -1.5), "max of the two branches"),
+    ("no d_model", lambda s, d, w: min(s ** -0.5, s * w ** -1.5), r"forgot the d_model\^-0.5"),
+    ("exponents swapped", lambda s, d, w: d ** -0.5 * min(s ** -1.5, s * w ** -0.5), "exponents are swapped"),
+    ("warmup^-0.5", lambda s, d, w: d ** -0.5 * min(s ** -0.5, s * w ** -0.5), r"not\s+step \* warmup\^-0.5"),
+    ("from zero", lambda s, d, w: d ** -0.5 * min((s - 1) ** -0.5, (s - 1) * w ** -1.5), "raised ZeroDivisionError"),
+    ("string", lambda s, d, w: f"{transformer_lr(s, d, w):.3g}", "expected a float"),
+]
+
+
+@pytest.mark.parametrize("name, fn, pattern", LR_MISTAKES, ids=[m[0] for m in LR_MISTAKES])
+def test_transformer_lr_mistakes_are_named(name, fn, pattern):
+    fails_with(grading.check_transformer_lr, fn, pattern)
