@@ -95,7 +95,8 @@ def _error_text(output, timeout: int) -> str:
     return text
 
 
-def _seconds(cell) -> float | None:
+def cell_seconds(cell) -> float | None:
+    """How long an executed cell ran, from the timing metadata nbclient records; None without it."""
     timing = cell.get("metadata", {}).get("execution", {})
     start, end = timing.get("iopub.execute_input"), timing.get("shell.execute_reply")
     if not (start and end):
@@ -224,7 +225,7 @@ def grade(path: str | Path, timeout: int = DEFAULT_TIMEOUT, kernel_name: str = "
     for index, cell in enumerate(run.cells):
         if cell.cell_type != "code":
             continue
-        seconds = _seconds(cell)
+        seconds = cell_seconds(cell)
         if seconds is not None:
             report.cell_seconds.append(seconds)
         errors = [o for o in cell.outputs if o.get("output_type") == "error"]

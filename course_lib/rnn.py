@@ -14,6 +14,21 @@ from torch import nn
 from .utils import check_shape
 
 
+def _check_sizes(input_size: int, hidden_size: int) -> None:
+    for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name}: expected a positive int, got {value!r}")
+
+
+def _check_torch_module(module: nn.Module, kind: type) -> None:
+    if not isinstance(module, kind):
+        raise TypeError(f"module: expected a torch.nn.{kind.__name__}, got {type(module).__name__}")
+    if module.num_layers != 1 or module.bidirectional or not module.batch_first or not module.bias \
+            or getattr(module, "proj_size", 0):
+        raise ValueError(f"module: expected a one-layer, unidirectional, batch_first torch.nn.{kind.__name__} "
+                         f"with biases and no projection, got {module}")
+
+
 class RNN(nn.Module):
     """Elman RNN, batch first: ``h_t = tanh(x_t W_x + h_{t-1} W_h + b)``.
 
@@ -23,10 +38,7 @@ class RNN(nn.Module):
 
     def __init__(self, input_size: int, hidden_size: int):
         super().__init__()
-        if not isinstance(input_size, int) or input_size < 1:
-            raise ValueError(f"input_size: expected a positive int, got {input_size!r}")
-        if not isinstance(hidden_size, int) or hidden_size < 1:
-            raise ValueError(f"hidden_size: expected a positive int, got {hidden_size!r}")
+        _check_sizes(input_size, hidden_size)
         self.input_size, self.hidden_size = input_size, hidden_size
         bound = hidden_size ** -0.5  # the same uniform init as torch.nn.RNN
         self.W_x = nn.Parameter(torch.empty(input_size, hidden_size).uniform_(-bound, bound))
@@ -54,12 +66,9 @@ class RNN(nn.Module):
     @classmethod
     def from_torch(cls, module: nn.RNN) -> "RNN":
         """A course RNN with the weights of a one-layer, batch-first, tanh ``torch.nn.RNN``."""
-        if not isinstance(module, nn.RNN):
-            raise TypeError(f"module: expected a torch.nn.RNN, got {type(module).__name__}")
-        if module.num_layers != 1 or module.bidirectional or module.nonlinearity != "tanh" \
-                or not module.batch_first:
-            raise ValueError("module: expected a one-layer, unidirectional, tanh, batch_first "
-                             f"torch.nn.RNN, got {module}")
+        _check_torch_module(module, nn.RNN)
+        if module.nonlinearity != "tanh":
+            raise ValueError(f"module: expected nonlinearity 'tanh', got {module.nonlinearity!r}")
         ours = cls(module.input_size, module.hidden_size)
         with torch.no_grad():
             ours.W_x.copy_(module.weight_ih_l0.T)
@@ -69,21 +78,6 @@ class RNN(nn.Module):
 
 
 # --- chapter 02: gated cells (LSTM, GRU) -------------------------------------------------------
-
-def _check_sizes(input_size: int, hidden_size: int) -> None:
-    for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name}: expected a positive int, got {value!r}")
-
-
-def _check_torch_module(module: nn.Module, kind: type) -> None:
-    if not isinstance(module, kind):
-        raise TypeError(f"module: expected a torch.nn.{kind.__name__}, got {type(module).__name__}")
-    if module.num_layers != 1 or module.bidirectional or not module.batch_first or not module.bias \
-            or getattr(module, "proj_size", 0):
-        raise ValueError(f"module: expected a one-layer, unidirectional, batch_first torch.nn.{kind.__name__} "
-                         f"with biases and no projection, got {module}")
-
 
 class LSTM(nn.Module):
     """Long short-term memory (Hochreiter & Schmidhuber, 1997, with the forget gate of Gers et al.,
@@ -179,16 +173,8 @@ class GRU(nn.Module):
         n = torch.tanh(x_n + r * h_n)
         return (1 - z) * n + z * h  # z near 1 keeps the old state: the gradient path
 
-    def forward(self, x: torch.Tensor, h0: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """x (B, T, C) -> all hidden states (B, T, d_hidden) and the last one (B, d_hidden)."""
-        dims = check_shape(x, ("B", "T", self.input_size), "x")
-        h = x.new_zeros(dims["B"], self.hidden_size) if h0 is None else h0
-        check_shape(h, (dims["B"], self.hidden_size), "h0")
-        outputs = []
-        for t in range(dims["T"]):
-            h = self.step(x[:, t], h)
-            outputs.append(h)
-        return torch.stack(outputs, dim=1), h
+    # the loop over time is the RNN's: one state h, the same step signature
+    forward = RNN.forward
 
     @classmethod
     def from_torch(cls, module: nn.GRU) -> "GRU":

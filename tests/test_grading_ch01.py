@@ -4,14 +4,9 @@ import pytest
 import torch
 
 from course_lib.grading import ch01_rnn as grading
+from grading_support import fails_with
 from course_lib.rnn import sample
 
-
-def fails_with(check, fn, pattern, **kwargs):
-    with pytest.raises(AssertionError, match=pattern) as info:
-        check(fn, **kwargs)
-    assert "Traceback" not in str(info.value)
-    return str(info.value)
 
 
 # -- exercise 1: one RNN step ---------------------------------------------------------------------

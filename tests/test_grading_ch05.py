@@ -7,13 +7,8 @@ import pytest
 import torch
 
 from course_lib.grading import ch05_self_attention as grading
+from grading_support import fails_with
 
-
-def fails_with(check, fn, pattern, **kwargs):
-    with pytest.raises(AssertionError, match=pattern) as info:
-        check(fn, **kwargs)
-    assert "Traceback" not in str(info.value)
-    return str(info.value)
 
 
 # -- exercise 1: scaled dot-product attention --------------------------------------------------------------

@@ -6,13 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from course_lib.grading import ch06_transformer as grading
+from grading_support import fails_with
 
-
-def fails_with(check, fn, pattern, **kwargs):
-    with pytest.raises(AssertionError, match=pattern) as info:
-        check(fn, **kwargs)
-    assert "Traceback" not in str(info.value)
-    return str(info.value)
 
 
 # -- exercise 1: LayerNorm ----------------------------------------------------------------------------------

@@ -25,6 +25,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from course_lib.grade import cell_seconds
+
 REPO = Path(__file__).resolve().parent.parent
 EXERCISES = REPO / "notebooks" / "exercises"
 ASSIGNMENTS = sorted(p.name for p in EXERCISES.iterdir() if p.is_dir() and any(p.glob("*.ipynb"))) \
@@ -296,16 +298,6 @@ def test_legitimate_cells_fit_well_within_the_timeout(course):
     print("longest cell per assignment (s):", longest)
     assert max(longest.values()) < timeout / 4, f"a cell takes too long for the {timeout} s limit: {longest}"
     assert longest[DETAILED] < LOOP_TIMEOUT / 2, "the short timeout of the second run must fit chapter 01"
-
-
-def cell_seconds(cell) -> float | None:
-    from datetime import datetime
-    timing = cell.get("metadata", {}).get("execution", {})
-    start, end = timing.get("iopub.execute_input"), timing.get("shell.execute_reply")
-    if not (start and end):
-        return None
-    parse = lambda s: datetime.fromisoformat(s.replace("Z", "+00:00"))  # noqa: E731
-    return (parse(end) - parse(start)).total_seconds()
 
 
 # -- chapter 01: the hard cases --------------------------------------------------------------------------
