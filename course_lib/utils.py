@@ -55,6 +55,34 @@ def get_device(prefer: str = "auto") -> torch.device:
     return torch.device(prefer)
 
 
+def check_int(value, name: str, minimum: int = 1) -> int:
+    """``value`` if it is an int >= ``minimum`` (bools refused), else an error naming ``name``::
+
+        n_heads: expected an int >= 1, got 0
+    """
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        what = "a positive int" if minimum == 1 else f"an int >= {minimum}"
+        raise ValueError(f"{name}: expected {what}, got {value!r}")
+    return value
+
+
+def check_probability(value, name: str, allow_one: bool = False) -> float:
+    """``value`` as a float if it is a probability in [0, 1) (or [0, 1] with ``allow_one``)."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (
+        0.0 <= value <= 1.0 if allow_one else 0.0 <= value < 1.0)
+    if not ok:
+        interval = "[0, 1]" if allow_one else "[0, 1)"
+        raise ValueError(f"{name}: expected a probability in {interval}, got {value!r}")
+    return float(value)
+
+
+def check_choice(value, name: str, choices: Sequence) -> object:
+    """``value`` if it is one of ``choices``, else an error listing them."""
+    if value not in tuple(choices):
+        raise ValueError(f"{name}: expected one of {tuple(choices)}, got {value!r}")
+    return value
+
+
 def _format_shape(shape: Sequence[Dim]) -> str:
     return "(" + ", ".join("*" if d is None else str(d) for d in shape) + ")"
 
