@@ -398,3 +398,181 @@ def encode_pairs(pairs: Sequence[tuple[str, str]], src_vocab, tgt_vocab) -> Enco
     tgt_in, _ = pad_sequences([[tgt_vocab.bos_id] + t for t in targets], pad_id=tgt_vocab.pad_id)
     tgt_out, _ = pad_sequences([t + [tgt_vocab.eos_id] for t in targets], pad_id=tgt_vocab.pad_id)
     return EncodedPairs(src, src_mask, tgt_in, tgt_out)
+
+
+# --- chapter 08: pydoc topics ---
+# A labelled text task that ships with Python: which pydoc topic (``pydoc_data.topics``, the
+# text behind ``help("topics")``, written by the Python documentation authors and read here from
+# the installed package) a paragraph comes from. Chapter 08 fine-tunes BERT on it; the unlabelled
+# rest of the corpus, minus the held-out paragraphs, is its pretraining text.
+
+import re as _re  # noqa: E402  (kept inside this chapter's section)
+
+_WORD_RE = _re.compile(r"\w+")
+_SENTENCE_RE = _re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'(*])")
+
+
+TOPIC_MIN_WORDS = 12       # shorter paragraphs (headings, one-line code) carry little topic signal
+NEAR_DUPLICATE_JACCARD = 0.5  # word-trigram Jaccard similarity from which two paragraphs count as near-duplicates
+
+
+class TopicData(NamedTuple):
+    """The topic task: lists of (paragraph, label) per split; ``topics[label]`` names the label."""
+    train: list
+    val: list
+    test: list
+    topics: list
+
+
+def pydoc_paragraphs(min_words: int = TOPIC_MIN_WORDS) -> dict[str, list[str]]:
+    """Paragraphs (split at blank lines, whitespace collapsed) of every pydoc topic with at least
+    ``min_words`` words, in document order, keyed by topic; exact repeats within a topic kept once."""
+    from pydoc_data.topics import topics
+
+    _check_positive(min_words=min_words)
+    out = {}
+    for key in sorted(topics):
+        seen, paragraphs = set(), []
+        for block in topics[key].split("\n\n"):
+            text = " ".join(block.split())
+            if len(text.split()) >= min_words and text not in seen:
+                seen.add(text)
+                paragraphs.append(text)
+        out[key] = paragraphs
+    return out
+
+
+def _trigrams(text: str) -> frozenset:
+    words = [w.lower() for w in _WORD_RE.findall(text)]
+    return frozenset(zip(words, words[1:], words[2:])) or frozenset((w,) for w in words)
+
+
+def jaccard(a: str, b: str) -> float:
+    """Jaccard similarity of the word-trigram sets of two texts (1.0 = the same trigrams)."""
+    sa, sb = _trigrams(a), _trigrams(b)
+    return len(sa & sb) / max(1, len(sa | sb))
+
+
+def near_duplicate_pairs(texts_a: Sequence[str], texts_b: Sequence[str] | None = None,
+                         threshold: float = NEAR_DUPLICATE_JACCARD) -> list[tuple[int, int, float]]:
+    """Pairs (i, j, similarity) with word-trigram Jaccard >= ``threshold``: within ``texts_a``
+    (i < j) when ``texts_b`` is None, else between ``texts_a[i]`` and ``texts_b[j]``."""
+    if not 0.0 < threshold <= 1.0:
+        raise ValueError(f"threshold: expected a float in (0, 1], got {threshold!r}")
+    sa = [_trigrams(t) for t in texts_a]
+    sb = sa if texts_b is None else [_trigrams(t) for t in texts_b]
+    pairs = []
+    for i, a in enumerate(sa):
+        for j in range(i + 1 if texts_b is None else 0, len(sb)):
+            inter = len(a & sb[j])
+            if inter and inter / len(a | sb[j]) >= threshold:
+                pairs.append((i, j, inter / len(a | sb[j])))
+    return pairs
+
+
+def topic_dataset(n_topics: int = 8, min_words: int = TOPIC_MIN_WORDS, val_fraction: float = 0.15,
+                  test_fraction: float = 0.25, seed: int = 0) -> TopicData:
+    """The pydoc topic task, built deterministically.
+
+    1. paragraphs of every topic (:func:`pydoc_paragraphs`); those found in more than one topic
+       are removed (289 of 1,258 with the defaults on Python 3.11);
+    2. the ``n_topics`` topics with the most paragraphs left (ties by name) are kept, labels in
+       that order (8 topics: 623 paragraphs);
+    3. near-duplicates (:func:`near_duplicate_pairs`) are grouped, a group never split;
+    4. per topic, the groups are shuffled with ``seed`` and dealt to test, then val, then train
+       until each has its fraction, so every split holds every topic in proportion.
+    """
+    _check_positive(n_topics=n_topics)
+    for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if not (isinstance(value, float) and 0.0 < value < 1.0):
+            raise ValueError(f"{name}: expected a float in (0, 1), got {value!r}")
+    if val_fraction + test_fraction >= 1.0:
+        raise ValueError(f"val_fraction + test_fraction: expected < 1, got {val_fraction + test_fraction}")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise TypeError(f"seed: expected an int, got {type(seed).__name__}")
+    by_topic = pydoc_paragraphs(min_words)
+    where: dict[str, set] = {}
+    for key, paragraphs in by_topic.items():
+        for p in paragraphs:
+            where.setdefault(p, set()).add(key)
+    unique = {k: [p for p in ps if len(where[p]) == 1] for k, ps in by_topic.items()}
+    if n_topics > len(unique):
+        raise ValueError(f"n_topics: expected at most {len(unique)} topics, got {n_topics}")
+    chosen = sorted(unique, key=lambda k: (-len(unique[k]), k))[:n_topics]
+    items = [(p, label) for label, k in enumerate(chosen) for p in unique[k]]
+    # union-find over near-duplicate pairs: a group goes to one split as a whole
+    parent = list(range(len(items)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, j, _ in near_duplicate_pairs([p for p, _ in items]):
+        parent[root(i)] = root(j)
+    groups: dict[int, list[int]] = {}
+    for i in range(len(items)):
+        groups.setdefault(root(i), []).append(i)
+    rng = random.Random(seed)
+    splits: dict[str, list] = {"train": [], "val": [], "test": []}
+    for label in range(n_topics):
+        mine = [g for g in groups.values() if items[g[0]][1] == label]
+        if any(items[i][1] != label for g in mine for i in g):
+            raise AssertionError("a near-duplicate group spans two topics")  # none with the defaults
+        mine.sort(key=lambda g: items[g[0]][0])  # a fixed order before the seeded shuffle
+        rng.shuffle(mine)
+        total, n_test, n_val = sum(map(len, mine)), 0, 0
+        for g in mine:
+            if n_test < test_fraction * total:
+                splits["test"] += [items[i] for i in g]
+                n_test += len(g)
+            elif n_val < val_fraction * total:
+                splits["val"] += [items[i] for i in g]
+                n_val += len(g)
+            else:
+                splits["train"] += [items[i] for i in g]
+    return TopicData(splits["train"], splits["val"], splits["test"], chosen)
+
+
+def split_sentences(paragraph: str) -> list[str]:
+    """Sentences of a paragraph: split after . ! ? followed by a space and a capital or quote."""
+    if not isinstance(paragraph, str):
+        raise TypeError(f"paragraph: expected a str, got {type(paragraph).__name__}")
+    return [s for s in _SENTENCE_RE.split(paragraph.strip()) if s]
+
+
+def pretraining_documents(exclude: Sequence[str] = (), min_words: int = 1) -> list[list[str]]:
+    """The unlabelled corpus for pretraining: every pydoc topic as a list of its sentences, in
+    order, without the paragraphs in ``exclude`` (pass the topic task's val and test paragraphs,
+    so that pretraining never reads them)."""
+    held_out = set(exclude)
+    docs = []
+    for paragraphs in pydoc_paragraphs(min_words).values():
+        sentences = [s for p in paragraphs if p not in held_out for s in split_sentences(p)]
+        if len(sentences) >= 2:
+            docs.append(sentences)
+    return docs
+
+
+def sentence_pairs(documents: Sequence[Sequence[str]], n: int, seed: int = 0) -> list[tuple[str, str, int]]:
+    """``n`` pairs (A, B, is_next) for next-sentence prediction (Devlin et al., 2019): A is a
+    sentence, B the sentence after it in the same document (is_next = 1) in exactly n // 2
+    of the pairs (order shuffled), else a random sentence of another document (is_next = 0)."""
+    _check_positive(n=n)
+    docs = [list(d) for d in documents if len(d) >= 2]
+    if len(docs) < 2:
+        raise ValueError(f"documents: expected at least 2 documents of >= 2 sentences, got {len(docs)}")
+    rng = random.Random(seed)
+    labels = [1] * (n // 2) + [0] * (n - n // 2)
+    rng.shuffle(labels)
+    pairs = []
+    for is_next in labels:
+        d = rng.randrange(len(docs))
+        i = rng.randrange(len(docs[d]) - 1)
+        if is_next:
+            pairs.append((docs[d][i], docs[d][i + 1], 1))
+        else:
+            other = rng.choice([j for j in range(len(docs)) if j != d])
+            pairs.append((docs[d][i], rng.choice(docs[other]), 0))
+    return pairs
