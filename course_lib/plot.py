@@ -63,3 +63,34 @@ def grad_norm_vs_distance(distances: Sequence[int], norms: Mapping[str, Sequence
     ax.set(xlabel="distance k = T - t (steps back)", ylabel="||dL/dh_t||", title=title)
     ax.legend()
     return ax
+
+
+def patch_heatmap(values, image=None, ax=None, title: str = "", cmap: str = "inferno",
+                  alpha: float = 0.55, colorbar: bool = False):
+    """Values over a square grid of patches (chapter 10), e.g. the [CLS] token's attention to the
+    N patches of a ViT: ``values`` (N,) in patch order (row by row) or (rows, cols). With ``image``
+    (H, W) or (1, H, W), the grey image is drawn and the grid stretched over it."""
+    grid = np.asarray(values.detach().cpu() if hasattr(values, "detach") else values, dtype=float)
+    if grid.ndim == 1:
+        side = int(round(grid.size ** 0.5))
+        if side * side != grid.size:
+            raise ValueError(f"values: expected N = a square number of patches or a (rows, cols) grid, "
+                             f"got {grid.size} values")
+        grid = grid.reshape(side, side)
+    if grid.ndim != 2:
+        raise ValueError(f"values: expected shape (N,) or (rows, cols), got {grid.shape}")
+    ax = _axes(ax, figsize=(3, 3))
+    if image is None:
+        shown = ax.imshow(grid, cmap=cmap)
+    else:
+        pixels = np.asarray(image.detach().cpu() if hasattr(image, "detach") else image, dtype=float)
+        pixels = pixels[0] if pixels.ndim == 3 else pixels
+        if pixels.ndim != 2:
+            raise ValueError(f"image: expected shape (H, W) or (1, H, W), got {pixels.shape}")
+        height, width = pixels.shape
+        ax.imshow(pixels, cmap="gray", extent=(0, width, height, 0))
+        shown = ax.imshow(grid, cmap=cmap, alpha=alpha, extent=(0, width, height, 0), interpolation="nearest")
+    ax.set(title=title, xticks=[], yticks=[])
+    if colorbar:
+        ax.figure.colorbar(shown, ax=ax)
+    return ax
