@@ -1,15 +1,19 @@
-"""Attention: scaled dot-product attention with interchangeable backends.
+"""Self-attention (chapter 05): scaled dot-product attention with interchangeable backends, masks,
+multi-head attention and positional encodings.
 
-    Attention(Q, K, V) = softmax(Q K^T * sm_scale) V,    sm_scale = 1 / sqrt(D) by default
+    Attention(Q, K, V) = softmax(Q K^T * sm_scale + bias) V,    sm_scale = 1 / sqrt(D) by default
 
 Shapes: queries q (B, H, T, D); keys k and values v (B, H, S, D); output (B, H, T, D).
 
 Conventions used by every backend:
 - ``mask`` is a bool tensor broadcastable to (B, H, T, S); True = this query may attend to this
   key (the same convention as ``torch.nn.functional.scaled_dot_product_attention``).
+- ``bias`` is a float tensor broadcastable to (B, H, T, S) added to the scaled scores before the
+  softmax (T5's relative position bias, ALiBi); it may require grad.
 - ``causal=True`` aligns the mask top-left: query i sees keys j <= i, also when T != S (as torch
   SDPA's ``is_causal``). A KV-cache decoder, whose queries are the *last* T of S positions, wants
   bottom-right alignment instead: pass an explicit ``mask`` for that.
+- ``dropout_p`` drops attention weights (after the softmax), scaling the kept ones by 1 / (1 - p).
 - A query whose keys are all masked gets output 0 (and gradient 0), as torch SDPA does.
 
 Backends (``backend=``):
@@ -17,15 +21,16 @@ Backends (``backend=``):
             ``naive_attention``.
 - "sdpa":   ``torch.nn.functional.scaled_dot_product_attention`` (PyTorch picks a fused kernel).
 - "tiled":  online softmax over key blocks in plain PyTorch, memory linear in T
-            (``course_lib.kernels.tiled``).
-- "triton": the FlashAttention-2 Triton kernel (``course_lib.kernels.flash_attention``); CUDA,
-            or the CPU under ``TRITON_INTERPRET=1``; no ``mask``.
-- "auto":   "triton" where it can run and pays off (CUDA tensors, Triton installed, no mask,
-            float16/bfloat16, head dim 16/32/64/128), otherwise "sdpa".
+            (``course_lib.kernels.tiled``, chapter 11).
+- "triton": the FlashAttention-2 Triton kernel (``course_lib.kernels.flash_attention``, chapter 11);
+            CUDA, or the CPU under ``TRITON_INTERPRET=1``; no mask, bias or dropout.
+- "auto":   "triton" where it can run and pays off (CUDA tensors, Triton installed, no mask, bias
+            or dropout, float16/bfloat16, head dim 16/32/64/128), otherwise "sdpa".
+The kernels of chapter 11 are imported only when their backend is asked for.
 
-Chapter 05's layers sit in their own section at the end: ``padding_mask`` (and ``causal_mask``
-above), ``split_heads``/``merge_heads``, the batch-first ``MultiHeadAttention`` (with
-``from_torch``), ``sinusoidal_positions`` and ``LearnedPositions``.
+In dependency order: input checks, masks and the reference, the backends and their dispatch,
+then the layers: ``padding_mask``, ``split_heads``/``merge_heads``, the batch-first
+``MultiHeadAttention`` (with ``from_torch``), ``sinusoidal_positions`` and ``LearnedPositions``.
 """
 from __future__ import annotations
 
@@ -36,11 +41,91 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# the kernels sit below this module and share its input checks (Triton stays unimported here)
-from course_lib.kernels import check_mask, check_qkv, check_sm_scale, tiled_attention
-from course_lib.utils import check_shape
+from course_lib.utils import check_choice, check_int, check_probability, check_shape
 
 BACKENDS = ("auto", "naive", "sdpa", "tiled", "triton")
+
+
+# ----------------------------------------------------------------------------------------------
+# Input checks (shared with the kernels of chapter 11); every error names the argument
+# ----------------------------------------------------------------------------------------------
+def check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> Tuple[int, int, int, int, int]:
+    """Check q (B, H, T, D), k and v (B, H, S, D): rank, sizes, dtype, device. Returns B, H, T, S, D."""
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
+    check_shape(q, ("B", "H", "T", "D"), "q")
+    B, H, T, D = q.shape
+    for name, t in (("k", k), ("v", v)):
+        check_shape(t, ("B", "H", "S", "D"), name)
+        if (t.shape[0], t.shape[1], t.shape[3]) != (B, H, D):
+            raise ValueError(f"{name}: expected shape (B, H, S, D) = ({B}, {H}, S, {D}) to match "
+                             f"q of shape {tuple(q.shape)}, got {tuple(t.shape)}")
+    S = k.shape[2]
+    if v.shape[2] != S:
+        raise ValueError(f"v: expected shape (B, H, S, D) with S = {S} as in k, got {tuple(v.shape)}")
+    if T == 0 or S == 0 or D == 0:
+        raise ValueError(f"q, k: expected non-empty T, S and D, got q {tuple(q.shape)}, k {tuple(k.shape)}")
+    if not q.is_floating_point():
+        raise TypeError(f"q: expected a floating-point dtype, got {q.dtype}")
+    for name, t in (("k", k), ("v", v)):
+        if t.dtype != q.dtype:
+            raise TypeError(f"{name}: expected dtype {q.dtype} like q, got {t.dtype}")
+        if t.device != q.device:
+            raise ValueError(f"{name}: expected device {q.device} like q, got {t.device}")
+    return B, H, T, S, D
+
+
+def _check_broadcastable(t: torch.Tensor, name: str, target: Tuple[int, int, int, int],
+                         device: torch.device) -> None:
+    try:
+        ok = t.dim() <= 4 and torch.broadcast_shapes(t.shape, target) == target
+    except RuntimeError:
+        ok = False
+    if not ok:
+        raise ValueError(f"{name}: expected a shape broadcastable to (B, H, T, S) = {target}, "
+                         f"got {tuple(t.shape)}")
+    if t.device != device:
+        raise ValueError(f"{name}: expected device {device} like q, got {t.device}")
+
+
+def check_mask(mask: Optional[torch.Tensor], B: int, H: int, T: int, S: int,
+               device: torch.device) -> Optional[torch.Tensor]:
+    """Check that ``mask`` is a bool tensor broadcastable to (B, H, T, S) on ``device``; return it."""
+    if mask is None:
+        return None
+    if not isinstance(mask, torch.Tensor):
+        raise TypeError(f"mask: expected a bool tensor broadcastable to (B, H, T, S), "
+                        f"got {type(mask).__name__}")
+    if mask.dtype != torch.bool:
+        raise TypeError(f"mask: expected dtype torch.bool (True = may attend), got {mask.dtype}; "
+                        "pass a float additive bias as bias=")
+    _check_broadcastable(mask, "mask", (B, H, T, S), device)
+    return mask
+
+
+def check_bias(bias: Optional[torch.Tensor], q: torch.Tensor, S: int) -> Optional[torch.Tensor]:
+    """Check that ``bias`` is a float tensor of q's dtype broadcastable to (B, H, T, S); return it."""
+    if bias is None:
+        return None
+    if not isinstance(bias, torch.Tensor) or not bias.is_floating_point():
+        what = bias.dtype if isinstance(bias, torch.Tensor) else type(bias).__name__
+        raise TypeError(f"bias: expected a float tensor broadcastable to (B, H, T, S) (added to the "
+                        f"scores), got {what}; pass a bool mask as mask=")
+    if bias.dtype != q.dtype:
+        raise TypeError(f"bias: expected dtype {q.dtype} like q, got {bias.dtype}")
+    B, H, T, _ = q.shape
+    _check_broadcastable(bias, "bias", (B, H, T, S), q.device)
+    return bias
+
+
+def check_sm_scale(sm_scale: Optional[float], D: int) -> float:
+    """The softmax scale: ``sm_scale`` if given (a positive number), else 1 / sqrt(D)."""
+    if sm_scale is None:
+        return 1.0 / math.sqrt(D)
+    if isinstance(sm_scale, bool) or not isinstance(sm_scale, (int, float)) or not sm_scale > 0:
+        raise ValueError(f"sm_scale: expected a positive float or None (= 1/sqrt(D)), got {sm_scale!r}")
+    return float(sm_scale)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -52,56 +137,95 @@ def causal_mask(T: int, S: Optional[int] = None, device=None) -> torch.Tensor:
     return torch.ones(T, S, dtype=torch.bool, device=device).tril()
 
 
+def _with_causal(mask: Optional[torch.Tensor], causal: bool, T: int, S: int,
+                 device: torch.device) -> Optional[torch.Tensor]:
+    if not causal:
+        return mask
+    tri = causal_mask(T, S, device)
+    return tri if mask is None else mask & tri
+
+
 def naive_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                     mask: Optional[torch.Tensor] = None, causal: bool = False,
-                    sm_scale: Optional[float] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+                    sm_scale: Optional[float] = None, bias: Optional[torch.Tensor] = None,
+                    dropout_p: float = 0.0) -> Tuple[torch.Tensor, torch.Tensor]:
     """The reference: materialise all (T, S) scores, softmax, weight the values.
 
-    q (B, H, T, D), k and v (B, H, S, D), mask bool broadcastable to (B, H, T, S), True = attend.
-    Returns (output (B, H, T, D), weights (B, H, T, S)); memory grows as T * S.
+    q (B, H, T, D), k and v (B, H, S, D), mask bool broadcastable to (B, H, T, S), True = attend;
+    bias float broadcastable to (B, H, T, S), added to the scaled scores; dropout_p drops weights.
+    Returns (output (B, H, T, D), weights (B, H, T, S), before dropout); memory grows as T * S.
     """
     B, H, T, S, D = check_qkv(q, k, v)
     mask = check_mask(mask, B, H, T, S, q.device)
+    bias = check_bias(bias, q, S)
     scale = check_sm_scale(sm_scale, D)
+    dropout_p = check_probability(dropout_p, "dropout_p")
     scores = (q @ k.transpose(-2, -1)) * scale                    # (B, H, T, S)
-    if causal:
-        mask = causal_mask(T, S, q.device) if mask is None else mask & causal_mask(T, S, q.device)
+    if bias is not None:
+        scores = scores + bias
+    mask = _with_causal(mask, causal, T, S, q.device)
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
     weights = torch.softmax(scores, dim=-1)                        # (B, H, T, S)
     if mask is not None:
         # a row with every key masked is 0/0 = nan in softmax; give it weight 0 like torch SDPA
         weights = weights.masked_fill(~mask.any(dim=-1, keepdim=True), 0.0)
-    return weights @ v, weights                                    # (B, H, T, D), (B, H, T, S)
+    dropped = F.dropout(weights, dropout_p) if dropout_p > 0 else weights
+    return dropped @ v, weights                                    # (B, H, T, D), (B, H, T, S)
 
 
 # ----------------------------------------------------------------------------------------------
-# Backends: each takes checked inputs (q, k, v, mask or None, causal, scale)
+# Backends: each takes checked inputs (q, k, v, mask or None, causal, scale, bias or None, dropout_p)
 # ----------------------------------------------------------------------------------------------
-def _sdpa(q, k, v, mask, causal, scale):
-    if causal and mask is not None:  # torch refuses is_causal together with attn_mask
-        mask, causal = mask & causal_mask(q.shape[2], k.shape[2], q.device), False
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal, scale=scale)
+def _naive(q, k, v, mask, causal, scale, bias, dropout_p):
+    return naive_attention(q, k, v, mask=mask, causal=causal, sm_scale=scale, bias=bias,
+                           dropout_p=dropout_p)[0]
 
 
-def _tiled(q, k, v, mask, causal, scale):
-    return tiled_attention(q, k, v, mask=mask, causal=causal, sm_scale=scale)
+def _sdpa(q, k, v, mask, causal, scale, bias, dropout_p):
+    if bias is None:
+        if causal and mask is not None:  # torch refuses is_causal together with attn_mask
+            mask, causal = _with_causal(mask, True, q.shape[2], k.shape[2], q.device), False
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal,
+                                              dropout_p=dropout_p, scale=scale)
+    # a float attn_mask is added to the scores: fold the bool mask into it as -inf
+    mask = _with_causal(mask, causal, q.shape[2], k.shape[2], q.device)
+    if mask is None:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout_p, scale=scale)
+    # rows with no key left would be softmax(-inf, ...) = nan: let them see everything, zero them after
+    dead = ~mask.any(dim=-1, keepdim=True)                         # (B|1, H|1, T, 1)
+    mask = mask | dead
+    attn_bias = bias.masked_fill(~mask, float("-inf"))
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_bias, dropout_p=dropout_p, scale=scale)
+    return out.masked_fill(dead, 0.0)
 
 
-def _triton(q, k, v, mask, causal, scale):
-    if mask is not None:
-        raise ValueError("mask: the 'triton' backend takes no mask (only causal=True); "
-                         "use backend='sdpa', 'tiled' or 'naive' for a custom mask")
-    from course_lib.kernels.flash_attention import flash_attention
+def _tiled(q, k, v, mask, causal, scale, bias, dropout_p):
+    from course_lib.kernels.tiled import tiled_attention  # chapter 11, loaded on first use
+
+    return tiled_attention(q, k, v, mask=mask, causal=causal, sm_scale=scale, bias=bias,
+                           dropout_p=dropout_p)
+
+
+def _triton(q, k, v, mask, causal, scale, bias, dropout_p):
+    for name, given in (("mask", mask is not None), ("bias", bias is not None), ("dropout_p", dropout_p > 0)):
+        if given:
+            raise ValueError(f"{name}: the 'triton' backend takes no {name} (only causal=True); "
+                             "use backend='sdpa', 'tiled' or 'naive'")
+    from course_lib.kernels import flash_attention  # chapter 11, loaded on first use
 
     return flash_attention(q, k, v, causal=causal, sm_scale=scale)
 
 
-def _triton_can_run(q: torch.Tensor, mask: Optional[torch.Tensor]) -> bool:
-    """Whether "auto" may pick the Triton kernel: CUDA, Triton installed, no mask, supported sizes."""
-    if mask is not None or q.device.type != "cuda":
+# the dispatch table (a test wraps its entries to count which backend a training step reaches)
+RUN_BACKEND = {"naive": _naive, "sdpa": _sdpa, "tiled": _tiled, "triton": _triton}
+
+
+def _triton_can_run(q: torch.Tensor, plain: bool) -> bool:
+    """Whether "auto" may pick the Triton kernel: CUDA, Triton installed, no mask/bias/dropout, sizes."""
+    if not plain or q.device.type != "cuda":
         return False
-    from course_lib.kernels.flash_attention import HAS_TRITON, SUPPORTED_HEAD_DIMS
+    from course_lib.kernels.flash_triton import HAS_TRITON, SUPPORTED_HEAD_DIMS
 
     # float32 runs too, but with exact (non-TF32) dot products it is slower than SDPA
     return HAS_TRITON and q.dtype in (torch.float16, torch.bfloat16) and q.shape[-1] in SUPPORTED_HEAD_DIMS
@@ -109,223 +233,33 @@ def _triton_can_run(q: torch.Tensor, mask: Optional[torch.Tensor]) -> bool:
 
 def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                                  mask: Optional[torch.Tensor] = None, causal: bool = False,
-                                 backend: str = "auto",
-                                 sm_scale: Optional[float] = None) -> torch.Tensor:
-    """softmax(q k^T * sm_scale) v with the chosen backend; every backend gives the same result.
+                                 backend: str = "auto", sm_scale: Optional[float] = None,
+                                 bias: Optional[torch.Tensor] = None,
+                                 dropout_p: float = 0.0) -> torch.Tensor:
+    """softmax(q k^T * sm_scale + bias) v with the chosen backend; every backend gives the same result.
 
     q (B, H, T, D); k, v (B, H, S, D); mask bool broadcastable to (B, H, T, S), True = attend;
-    causal: query i sees keys j <= i (top-left aligned); sm_scale defaults to 1/sqrt(D).
+    causal: query i sees keys j <= i (top-left aligned); sm_scale defaults to 1/sqrt(D);
+    bias float broadcastable to (B, H, T, S); dropout_p drops attention weights (pass 0 in eval).
     backend: "auto" | "naive" | "sdpa" | "tiled" | "triton" (see the module docstring).
     Returns the output (B, H, T, D).
     """
-    if backend not in BACKENDS:
-        raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
+    check_choice(backend, "backend", BACKENDS)
     if not isinstance(causal, bool):
         raise TypeError(f"causal: expected a bool, got {type(causal).__name__}")
     B, H, T, S, D = check_qkv(q, k, v)
     mask = check_mask(mask, B, H, T, S, q.device)
+    bias = check_bias(bias, q, S)
     scale = check_sm_scale(sm_scale, D)
+    dropout_p = check_probability(dropout_p, "dropout_p")
     if backend == "auto":
-        backend = "triton" if _triton_can_run(q, mask) else "sdpa"
-    if backend == "naive":
-        return naive_attention(q, k, v, mask=mask, causal=causal, sm_scale=scale)[0]
-    run = {"sdpa": _sdpa, "tiled": _tiled, "triton": _triton}[backend]
-    return run(q, k, v, mask, causal, scale)
+        plain = mask is None and bias is None and dropout_p == 0
+        backend = "triton" if _triton_can_run(q, plain) else "sdpa"
+    return RUN_BACKEND[backend](q, k, v, mask, causal, scale, bias, dropout_p)
 
 
 # ----------------------------------------------------------------------------------------------
-# Chapter 04: attention in an RNN decoder: masked softmax and the scores of Bahdanau and Luong
-# ----------------------------------------------------------------------------------------------
-# One decoder query attends over S encoder states. A scorer has three steps so that a decoder
-# can run the expensive key-side part once per source rather than once per output step:
-#   prepare_keys(keys)       -> keys in the form the score needs                 (B, S, *)
-#   score(query, prepared)   -> one number per key                               (B, [T,] S)
-#   forward(query, keys, values=None, mask=None, prepared=None)
-#                            -> context (B, [T,] d_v) and weights (B, [T,] S)
-# The query may be one vector per example (B, d_q), as in a decoder step, or T of them
-# (B, T, d_q); keys and values are (B, S, d_k) and (B, S, d_v); mask (B, S) is True on real
-# source tokens (the padding of shorter sources is False and gets weight 0).
-
-def masked_softmax(scores: torch.Tensor, mask: Optional[torch.Tensor], dim: int = -1) -> torch.Tensor:
-    """softmax of ``scores`` along ``dim`` over the positions where ``mask`` is True only.
-
-    ``mask`` is a bool tensor broadcastable to ``scores`` (True = keep), or None for a plain
-    softmax. Masked positions get weight exactly 0 and the kept ones sum to 1; a slice with
-    nothing kept gets all zeros (not NaN), as in ``naive_attention``. Returns the shape of ``scores``.
-    """
-    if not isinstance(scores, torch.Tensor) or not scores.is_floating_point():
-        raise TypeError(f"scores: expected a floating-point torch.Tensor, got "
-                        f"{scores.dtype if isinstance(scores, torch.Tensor) else type(scores).__name__}")
-    if not isinstance(dim, int) or not -scores.dim() <= dim < max(scores.dim(), 1):
-        raise ValueError(f"dim: expected an int in [{-scores.dim()}, {scores.dim()}) for scores of "
-                         f"shape {tuple(scores.shape)}, got {dim!r}")
-    if mask is None:
-        return torch.softmax(scores, dim=dim)
-    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
-        raise TypeError(f"mask: expected a bool tensor (True = keep), got "
-                        f"{mask.dtype if isinstance(mask, torch.Tensor) else type(mask).__name__}")
-    try:
-        mask = torch.broadcast_to(mask, scores.shape)
-    except RuntimeError:
-        raise ValueError(f"mask: expected a shape broadcastable to scores {tuple(scores.shape)}, "
-                         f"got {tuple(mask.shape)}") from None
-    keep_any = mask.any(dim=dim, keepdim=True)
-    # -inf gives masked keys weight exp(-inf) = 0; a slice with no key left would be 0/0, so it
-    # is given finite scores first and zeroed after
-    scores = scores.masked_fill(~mask, float("-inf")).masked_fill(~keep_any, 0.0)
-    return torch.softmax(scores, dim=dim).masked_fill(~keep_any, 0.0)
-
-
-def _check_attention_inputs(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
-                            mask: Optional[torch.Tensor], d_query: Optional[int],
-                            d_key: Optional[int]) -> None:
-    for name, t in (("query", query), ("keys", keys), ("values", values)):
-        if not isinstance(t, torch.Tensor):
-            raise TypeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
-    if query.dim() not in (2, 3):
-        raise ValueError(f"query: expected shape (B, d_q) or (B, T, d_q), got {tuple(query.shape)} "
-                         f"with {query.dim()} dims")
-    dims = check_shape(keys, ("B", "S", d_key), "keys")
-    check_shape(values, (dims["B"], dims["S"], None), "values")
-    check_shape(query, (dims["B"],) + (None,) * (query.dim() - 2) + (d_query,), "query")
-    if mask is not None:
-        if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
-            raise TypeError(f"mask: expected a bool tensor of shape (B, S) (True = real token), got "
-                            f"{mask.dtype if isinstance(mask, torch.Tensor) else type(mask).__name__}")
-        check_shape(mask, (dims["B"], dims["S"]), "mask")
-
-
-class _Scorer(nn.Module):
-    """What the three scorers share: masked softmax of the scores, then the weighted sum of values."""
-    d_query: Optional[int] = None
-    d_key: Optional[int] = None
-
-    def prepare_keys(self, keys: torch.Tensor) -> torch.Tensor:
-        return keys
-
-    def score(self, query: torch.Tensor, prepared: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
-    def forward(self, query: torch.Tensor, keys: torch.Tensor, values: Optional[torch.Tensor] = None,
-                mask: Optional[torch.Tensor] = None,
-                prepared: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
-        """query (B, d_q) or (B, T, d_q); keys (B, S, d_k); values (B, S, d_v), default keys;
-        mask (B, S) True on real tokens; ``prepared`` = ``prepare_keys(keys)`` if already computed.
-        Returns context (B, [T,] d_v) and weights (B, [T,] S), each row of weights summing to 1."""
-        values = keys if values is None else values
-        _check_attention_inputs(query, keys, values, mask, self.d_query, self.d_key)
-        prepared = self.prepare_keys(keys) if prepared is None else prepared
-        scores = self.score(query, prepared)                       # (B, [T,] S)
-        if mask is not None and query.dim() == 3:
-            mask = mask[:, None, :]                                 # (B, 1, S): same for every query
-        weights = masked_softmax(scores, mask, dim=-1)              # (B, [T,] S)
-        if query.dim() == 2:
-            context = torch.bmm(weights[:, None, :], values)[:, 0]  # (B, d_v)
-        else:
-            context = torch.bmm(weights, values)                    # (B, T, d_v)
-        return context, weights
-
-
-class AdditiveAttention(_Scorer):
-    """Bahdanau et al. (2015), "additive" or "concat" attention: a one-hidden-layer network scores
-    each key against the query,
-
-        score(q, k_s) = v^T tanh(W_q q + W_k k_s),     W_q (d_attention, d_q), W_k (d_attention, d_k).
-
-    ``prepare_keys`` computes W_k k_s once per source.
-    """
-
-    def __init__(self, d_query: int, d_key: int, d_attention: int):
-        super().__init__()
-        for name, value in (("d_query", d_query), ("d_key", d_key), ("d_attention", d_attention)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name}: expected a positive int, got {value!r}")
-        self.d_query, self.d_key, self.d_attention = d_query, d_key, d_attention
-        self.W_q = nn.Linear(d_query, d_attention, bias=False)
-        self.W_k = nn.Linear(d_key, d_attention, bias=True)  # one bias for the sum W_q q + W_k k
-        self.v = nn.Linear(d_attention, 1, bias=False)
-
-    def prepare_keys(self, keys: torch.Tensor) -> torch.Tensor:
-        return self.W_k(keys)                                       # (B, S, d_attention)
-
-    def score(self, query: torch.Tensor, prepared: torch.Tensor) -> torch.Tensor:
-        q = self.W_q(query)                                         # (B, [T,] d_attention)
-        if query.dim() == 2:
-            hidden = torch.tanh(q[:, None, :] + prepared)           # (B, S, d_attention)
-        else:
-            hidden = torch.tanh(q[:, :, None, :] + prepared[:, None])  # (B, T, S, d_attention)
-        return self.v(hidden).squeeze(-1)                           # (B, [T,] S)
-
-
-def _dot_scores(query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-    """query (B, d) or (B, T, d), keys (B, S, d) -> scores (B, S) or (B, T, S)."""
-    if query.dim() == 2:
-        return torch.bmm(keys, query[:, :, None])[:, :, 0]         # (B, S)
-    return torch.bmm(query, keys.transpose(1, 2))                    # (B, T, S)
-
-
-class DotProductAttention(_Scorer):
-    """Luong et al. (2015), "dot": score(q, k_s) = q . k_s (query and keys of the same width).
-
-    ``scaled=True`` divides by sqrt(d), which makes it the scaled dot product of chapter 05
-    (Vaswani et al., 2017) with one head.
-    """
-
-    def __init__(self, scaled: bool = False):
-        super().__init__()
-        if not isinstance(scaled, bool):
-            raise TypeError(f"scaled: expected a bool, got {type(scaled).__name__}")
-        self.scaled = scaled
-
-    def forward(self, query, keys, values=None, mask=None, prepared=None):
-        if isinstance(query, torch.Tensor) and isinstance(keys, torch.Tensor) and query.dim() >= 1 \
-                and keys.dim() == 3 and query.shape[-1] != keys.shape[-1]:
-            raise ValueError(f"query, keys: dot-product attention needs d_q == d_k, got query "
-                             f"{tuple(query.shape)} and keys {tuple(keys.shape)}; use "
-                             "GeneralAttention(d_q, d_k) for different widths")
-        return super().forward(query, keys, values, mask, prepared)
-
-    def score(self, query: torch.Tensor, prepared: torch.Tensor) -> torch.Tensor:
-        scores = _dot_scores(query, prepared)
-        return scores / math.sqrt(query.shape[-1]) if self.scaled else scores
-
-
-class GeneralAttention(_Scorer):
-    """Luong et al. (2015), "general": score(q, k_s) = q^T W_a k_s with W_a (d_q, d_k), so query
-    and keys may differ in width. ``prepare_keys`` computes W_a k_s once per source; the score is
-    then a dot product with the query."""
-
-    def __init__(self, d_query: int, d_key: int):
-        super().__init__()
-        for name, value in (("d_query", d_query), ("d_key", d_key)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name}: expected a positive int, got {value!r}")
-        self.d_query, self.d_key = d_query, d_key
-        self.W_a = nn.Linear(d_key, d_query, bias=False)
-
-    def prepare_keys(self, keys: torch.Tensor) -> torch.Tensor:
-        return self.W_a(keys)                                         # (B, S, d_q)
-
-    def score(self, query: torch.Tensor, prepared: torch.Tensor) -> torch.Tensor:
-        return _dot_scores(query, prepared)
-
-
-def make_scorer(kind: str, d_query: int, d_key: int, d_attention: Optional[int] = None) -> _Scorer:
-    """The scorer named ``kind``: "additive" (Bahdanau), "dot" or "general" (Luong)."""
-    if kind == "additive":
-        return AdditiveAttention(d_query, d_key, d_attention or d_query)
-    if kind == "dot":
-        if d_query != d_key:
-            raise ValueError(f"d_query, d_key: 'dot' attention needs equal widths, got {d_query} "
-                             f"and {d_key}; use 'general'")
-        return DotProductAttention()
-    if kind == "general":
-        return GeneralAttention(d_query, d_key)
-    raise ValueError(f"kind: expected 'additive', 'dot' or 'general', got {kind!r}")
-
-
-# ----------------------------------------------------------------------------------------------
-# Chapter 05: self-attention layers: mask builders, multi-head attention, positional encodings
+# Layers: mask builders, multi-head attention, positional encodings
 # ----------------------------------------------------------------------------------------------
 def padding_mask(x: torch.Tensor, pad_id: int = 0, max_len: Optional[int] = None) -> torch.Tensor:
     """Key mask that hides padding: True = a real token that may be attended to.
@@ -357,7 +291,7 @@ def split_heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:
     """(B, T, C) -> (B, H, T, D) with D = C / H: each head gets its own slice of the channels."""
     check_shape(x, ("B", "T", "C"), "x")
     B, T, C = x.shape
-    if not isinstance(n_heads, int) or n_heads < 1 or C % n_heads:
+    if check_int(n_heads, "n_heads") and C % n_heads:
         raise ValueError(f"n_heads: expected a divisor of C = {C}, got {n_heads}")
     return x.view(B, T, n_heads, C // n_heads).transpose(1, 2)      # (B, H, T, D)
 
@@ -379,23 +313,21 @@ class MultiHeadAttention(nn.Module):
     q, k and v, split into heads afterwards (:func:`split_heads`), as ``torch.nn.MultiheadAttention``
     does, so :meth:`from_torch` is a plain copy.
 
-    ``backend`` goes to :func:`scaled_dot_product_attention` when the weights are not needed;
-    asking for the weights (``need_weights=True``) or training with dropout uses the "naive"
-    reference, which materialises them. Dropout acts on the attention weights, as in torch.
+    ``backend`` goes to :func:`scaled_dot_product_attention` whenever the weights are not asked
+    for (``need_weights=False``), in training too: dropout on the attention weights is passed to
+    the backend as ``dropout_p``, as in torch. Asking for the weights runs the "naive" reference,
+    which materialises them.
     """
 
     def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0, bias: bool = True,
                  backend: str = "auto"):
         super().__init__()
-        for name, value in (("d_model", d_model), ("n_heads", n_heads)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name}: expected a positive int, got {value!r}")
+        check_int(d_model, "d_model")
+        check_int(n_heads, "n_heads")
         if d_model % n_heads:
             raise ValueError(f"n_heads: expected a divisor of d_model = {d_model}, got {n_heads}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout!r}")
-        if backend not in BACKENDS:
-            raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
+        check_probability(dropout, "dropout")
+        check_choice(backend, "backend", BACKENDS)
         self.d_model, self.n_heads, self.d_head = d_model, n_heads, d_model // n_heads
         self.dropout, self.backend = dropout, backend
         self.q_proj = nn.Linear(d_model, d_model, bias=bias)
@@ -412,12 +344,13 @@ class MultiHeadAttention(nn.Module):
 
     def forward(self, query: torch.Tensor, key: Optional[torch.Tensor] = None,
                 value: Optional[torch.Tensor] = None, mask: Optional[torch.Tensor] = None,
-                causal: bool = False, need_weights: bool = True,
-                average_weights: bool = False) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+                causal: bool = False, need_weights: bool = True, average_weights: bool = False,
+                bias: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """query (B, T, C); key and value (B, S, C), both default to ``query`` (self-attention).
 
         mask: bool, broadcastable to (B, H, T, S), True = may attend (see :func:`padding_mask`,
-        :func:`causal_mask`); causal: query i sees keys j <= i.
+        :func:`causal_mask`); causal: query i sees keys j <= i; bias: float, broadcastable to
+        (B, H, T, S), added to the scores.
         Returns (output (B, T, C), weights): the weights per head (B, H, T, S), or averaged over
         the heads (B, T, S) with ``average_weights=True`` (what torch returns by default), or
         None with ``need_weights=False`` (then the fast ``backend`` runs).
@@ -430,12 +363,13 @@ class MultiHeadAttention(nn.Module):
         q = split_heads(self.q_proj(query), self.n_heads)             # (B, H, T, D)
         k = split_heads(self.k_proj(key), self.n_heads)               # (B, H, S, D)
         v = split_heads(self.v_proj(value), self.n_heads)             # (B, H, S, D)
-        dropout = self.dropout if self.training else 0.0
-        if need_weights or dropout > 0:
-            _, weights = naive_attention(q, k, v, mask=mask, causal=causal)  # (B, H, T, S)
-            heads = F.dropout(weights, dropout, training=True) @ v if dropout > 0 else weights @ v
+        dropout_p = self.dropout if self.training else 0.0
+        if need_weights:
+            heads, weights = naive_attention(q, k, v, mask=mask, causal=causal, bias=bias,
+                                             dropout_p=dropout_p)   # (B, H, T, D), (B, H, T, S)
         else:
-            heads = scaled_dot_product_attention(q, k, v, mask=mask, causal=causal, backend=self.backend)
+            heads = scaled_dot_product_attention(q, k, v, mask=mask, causal=causal, bias=bias,
+                                                 dropout_p=dropout_p, backend=self.backend)
             weights = None
         out = self.out_proj(merge_heads(heads))                        # (B, T, C)
         if weights is not None and average_weights:
@@ -471,9 +405,8 @@ def sinusoidal_positions(T: int, d_model: int) -> torch.Tensor:
 
     Each pair of channels is a clock with its own period, from 2 pi to 10000 * 2 pi steps.
     """
-    for name, value in (("T", T), ("d_model", d_model)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name}: expected a positive int, got {value!r}")
+    check_int(T, "T")
+    check_int(d_model, "d_model")
     if d_model % 2:
         raise ValueError(f"d_model: expected an even number (sin and cos pairs), got {d_model}")
     position = torch.arange(T, dtype=torch.float32)[:, None]                          # (T, 1)
@@ -494,9 +427,8 @@ class LearnedPositions(nn.Module):
 
     def __init__(self, max_len: int, d_model: int):
         super().__init__()
-        for name, value in (("max_len", max_len), ("d_model", d_model)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name}: expected a positive int, got {value!r}")
+        check_int(max_len, "max_len")
+        check_int(d_model, "d_model")
         self.max_len = max_len
         self.weight = nn.Parameter(torch.randn(max_len, d_model) * 0.02)  # (max_len, C), GPT-2's init
 

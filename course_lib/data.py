@@ -19,7 +19,7 @@ from typing import Iterator, NamedTuple, Sequence
 
 import torch
 
-from .utils import fast_mode
+from .utils import check_int, fast_mode
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 
@@ -32,8 +32,7 @@ def _generator(seed: int) -> torch.Generator:
 
 def _check_positive(**values: int) -> None:
     for name, value in values.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name}: expected a positive int, got {value!r}")
+        check_int(value, name)
 
 
 # --- generated sequence tasks ------------------------------------------------------------------
@@ -154,6 +153,32 @@ def batches(*tensors: torch.Tensor, batch_size: int, shuffle: bool = True,
     for start in range(0, n, batch_size):
         idx = order[start:start + batch_size]
         yield tuple(t[idx] for t in tensors)
+
+
+def length_grouped_batches(src: torch.Tensor, src_mask: torch.Tensor, tgt_in: torch.Tensor,
+                           tgt_out: torch.Tensor, batch_size: int, seed: int = 0,
+                           group: int = 32, pad_id: int = 0) -> list[tuple[torch.Tensor, ...]]:
+    """Shuffled batches of similar source length, trimmed to their longest row: shuffle, cut into
+    chunks of ``group`` batches, sort each chunk by length, cut into batches, shuffle the batches.
+    The tensors are :class:`EncodedPairs` (src, src_mask (B, S); tgt_in, tgt_out (B, T))."""
+    check_int(batch_size, "batch_size")
+    check_int(group, "group")
+    n = src.shape[0]
+    g = torch.Generator().manual_seed(seed)
+    order = torch.randperm(n, generator=g)
+    lengths = src_mask.sum(1)
+    chunk = batch_size * group
+    out = []
+    for start in range(0, n, chunk):
+        idx = order[start:start + chunk]
+        idx = idx[torch.argsort(lengths[idx], stable=True)]
+        for b in range(0, len(idx), batch_size):
+            rows = idx[b:b + batch_size]
+            S = int(lengths[rows].max())
+            T = int((tgt_out[rows] != pad_id).sum(1).max())
+            out.append((src[rows, :S], src_mask[rows, :S], tgt_in[rows, :T], tgt_out[rows, :T]))
+    perm = torch.randperm(len(out), generator=g).tolist()
+    return [out[i] for i in perm]
 
 
 def lm_windows(ids: torch.Tensor, context_len: int, batch_size: int, n_batches: int,
@@ -577,79 +602,6 @@ def sentence_pairs(documents: Sequence[Sequence[str]], n: int, seed: int = 0) ->
             pairs.append((docs[d][i], rng.choice(docs[other]), 0))
     return pairs
 
-# --- chapter 09: text-to-text tasks ---
-# Pairs of strings (input, output) for multi-task fine-tuning, generated offline and deterministic
-# under the seed (Python's random.Random). Chapter 09 writes each as "prefix: input" -> "output";
-# the dates and number words come from date_pairs and number_words_pairs above.
-
-def _check_lengths(min_len: int, max_len: int) -> None:
-    _check_positive(min_len=min_len, max_len=max_len)
-    if min_len > max_len:
-        raise ValueError(f"min_len, max_len: expected min_len <= max_len, got {min_len} > {max_len}")
-
-
-def _check_seed(seed: int) -> None:
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise TypeError(f"seed: expected an int, got {type(seed).__name__}")
-
-
-def reverse_pairs(n: int, seed: int = 0, min_len: int = 3, max_len: int = 10,
-                  alphabet: str = "abcdefghijklmnopqrstuvwxyz") -> list[tuple[str, str]]:
-    """``n`` pairs (random word, the word reversed), e.g. ``("python", "nohtyp")``; lengths
-    uniform in [min_len, max_len], letters uniform in ``alphabet``."""
-    _check_positive(n=n)
-    _check_lengths(min_len, max_len)
-    _check_seed(seed)
-    if not isinstance(alphabet, str) or len(set(alphabet)) < 2:
-        raise ValueError(f"alphabet: expected a str with at least 2 distinct characters, got {alphabet!r}")
-    rng = random.Random(seed)
-    words = ["".join(rng.choice(alphabet) for _ in range(rng.randint(min_len, max_len))) for _ in range(n)]
-    return [(w, w[::-1]) for w in words]
-
-
-def sort_digits_pairs(n: int, seed: int = 0, min_len: int = 3, max_len: int = 10) -> list[tuple[str, str]]:
-    """``n`` pairs (random digit string, its digits in ascending order), e.g. ``("50213", "01235")``."""
-    _check_positive(n=n)
-    _check_lengths(min_len, max_len)
-    _check_seed(seed)
-    rng = random.Random(seed)
-    strings = ["".join(rng.choice("0123456789") for _ in range(rng.randint(min_len, max_len))) for _ in range(n)]
-    return [(s, "".join(sorted(s))) for s in strings]
-
-
-def addition_pairs(n: int, seed: int = 0, max_digits: int = 3,
-                   reverse_answer: bool = False) -> list[tuple[str, str]]:
-    """``n`` pairs ("a+b", the sum), e.g. ``("123+45", "168")``; each operand has a uniform number of
-    digits in [1, max_digits], then a uniform value with that many digits. With ``reverse_answer``
-    the sum is written least-significant digit first (``"861"``), the order in which carries are
-    computed, so each output digit depends only on digits already seen (or easy to find)."""
-    _check_positive(n=n, max_digits=max_digits)
-    _check_seed(seed)
-    if not isinstance(reverse_answer, bool):
-        raise TypeError(f"reverse_answer: expected a bool, got {type(reverse_answer).__name__}")
-    rng = random.Random(seed)
-
-    def operand() -> int:
-        digits = rng.randint(1, max_digits)
-        return rng.randint(0 if digits == 1 else 10 ** (digits - 1), 10 ** digits - 1)
-
-    pairs = []
-    for _ in range(n):
-        a, b = operand(), operand()
-        total = str(a + b)
-        pairs.append((f"{a}+{b}", total[::-1] if reverse_answer else total))
-    return pairs
-
-
-def with_prefix(pairs: Sequence[tuple[str, str]], prefix: str) -> list[tuple[str, str]]:
-    """T5's text-to-text format: each (input, output) becomes (``"prefix: input"``, output)."""
-    if not isinstance(prefix, str) or not prefix or ":" in prefix:
-        raise ValueError(f"prefix: expected a non-empty str without ':', got {prefix!r}")
-    for i, pair in enumerate(pairs):
-        if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and all(isinstance(s, str) for s in pair)):
-            raise TypeError(f"pairs[{i}]: expected an (input str, output str) pair, got {pair!r}")
-    return [(f"{prefix}: {source}", target) for source, target in pairs]
-
 
 # --- chapter 10: images ---
 # 5,000 MNIST digits (LeCun, Cortes & Burges, "The MNIST database of handwritten digits", 1998;
@@ -786,3 +738,77 @@ def random_shift(images: torch.Tensor, max_shift: int = 2, generator: torch.Gene
     cols = (torch.arange(W, device=images.device)[None, :] + dx)[:, None, :]     # (B, 1, W)
     batch = torch.arange(B, device=images.device)[:, None, None]                 # (B, 1, 1)
     return padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2).contiguous()  # (B, C, H, W)
+
+
+# --- chapter 09: text-to-text tasks ---
+# Pairs of strings (input, output) for multi-task fine-tuning, generated offline and deterministic
+# under the seed (Python's random.Random). Chapter 09 writes each as "prefix: input" -> "output";
+# the dates and number words come from date_pairs and number_words_pairs above.
+
+def _check_lengths(min_len: int, max_len: int) -> None:
+    _check_positive(min_len=min_len, max_len=max_len)
+    if min_len > max_len:
+        raise ValueError(f"min_len, max_len: expected min_len <= max_len, got {min_len} > {max_len}")
+
+
+def _check_seed(seed: int) -> None:
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise TypeError(f"seed: expected an int, got {type(seed).__name__}")
+
+
+def reverse_pairs(n: int, seed: int = 0, min_len: int = 3, max_len: int = 10,
+                  alphabet: str = "abcdefghijklmnopqrstuvwxyz") -> list[tuple[str, str]]:
+    """``n`` pairs (random word, the word reversed), e.g. ``("python", "nohtyp")``; lengths
+    uniform in [min_len, max_len], letters uniform in ``alphabet``."""
+    _check_positive(n=n)
+    _check_lengths(min_len, max_len)
+    _check_seed(seed)
+    if not isinstance(alphabet, str) or len(set(alphabet)) < 2:
+        raise ValueError(f"alphabet: expected a str with at least 2 distinct characters, got {alphabet!r}")
+    rng = random.Random(seed)
+    words = ["".join(rng.choice(alphabet) for _ in range(rng.randint(min_len, max_len))) for _ in range(n)]
+    return [(w, w[::-1]) for w in words]
+
+
+def sort_digits_pairs(n: int, seed: int = 0, min_len: int = 3, max_len: int = 10) -> list[tuple[str, str]]:
+    """``n`` pairs (random digit string, its digits in ascending order), e.g. ``("50213", "01235")``."""
+    _check_positive(n=n)
+    _check_lengths(min_len, max_len)
+    _check_seed(seed)
+    rng = random.Random(seed)
+    strings = ["".join(rng.choice("0123456789") for _ in range(rng.randint(min_len, max_len))) for _ in range(n)]
+    return [(s, "".join(sorted(s))) for s in strings]
+
+
+def addition_pairs(n: int, seed: int = 0, max_digits: int = 3,
+                   reverse_answer: bool = False) -> list[tuple[str, str]]:
+    """``n`` pairs ("a+b", the sum), e.g. ``("123+45", "168")``; each operand has a uniform number of
+    digits in [1, max_digits], then a uniform value with that many digits. With ``reverse_answer``
+    the sum is written least-significant digit first (``"861"``), the order in which carries are
+    computed, so each output digit depends only on digits already seen (or easy to find)."""
+    _check_positive(n=n, max_digits=max_digits)
+    _check_seed(seed)
+    if not isinstance(reverse_answer, bool):
+        raise TypeError(f"reverse_answer: expected a bool, got {type(reverse_answer).__name__}")
+    rng = random.Random(seed)
+
+    def operand() -> int:
+        digits = rng.randint(1, max_digits)
+        return rng.randint(0 if digits == 1 else 10 ** (digits - 1), 10 ** digits - 1)
+
+    pairs = []
+    for _ in range(n):
+        a, b = operand(), operand()
+        total = str(a + b)
+        pairs.append((f"{a}+{b}", total[::-1] if reverse_answer else total))
+    return pairs
+
+
+def with_prefix(pairs: Sequence[tuple[str, str]], prefix: str) -> list[tuple[str, str]]:
+    """T5's text-to-text format: each (input, output) becomes (``"prefix: input"``, output)."""
+    if not isinstance(prefix, str) or not prefix or ":" in prefix:
+        raise ValueError(f"prefix: expected a non-empty str without ':', got {prefix!r}")
+    for i, pair in enumerate(pairs):
+        if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and all(isinstance(s, str) for s in pair)):
+            raise TypeError(f"pairs[{i}]: expected an (input str, output str) pair, got {pair!r}")
+    return [(f"{prefix}: {source}", target) for source, target in pairs]

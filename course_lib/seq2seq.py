@@ -1,11 +1,10 @@
-"""Sequence to sequence with recurrent networks (chapters 03 and 04): an encoder reads the source,
+"""Sequence to sequence with recurrent networks (chapter 03): an encoder reads the source,
 a decoder writes the target one token at a time.
 
 - :class:`Encoder`: embedding + GRU over the source; its last state summarises the whole source.
 - :class:`ContextDecoder` (chapter 03; Cho et al., 2014; Sutskever et al., 2014): that one fixed
   context vector is all the decoder ever sees of the source.
-- :class:`AttentionDecoder` (chapter 04; Bahdanau et al., 2015; Luong et al., 2015): at every step
-  the decoder looks back at all encoder states through an attention scorer.
+- Chapter 04's attention decoder lives in ``course_lib.attention_rnn`` (it builds on this module).
 - Training with teacher forcing (:func:`teacher_forcing_loss`, :func:`train_seq2seq`).
 - Search: :func:`greedy_decode` and :func:`beam_search` work with *any* model that offers
   ``step(prefix, state) -> (log_probs, state)``, the Transformer of chapter 06 included.
@@ -24,10 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attention import make_scorer
-from .data import EncodedPairs, batches, pad_sequences
+from .data import EncodedPairs, batches, length_grouped_batches, pad_sequences
 from .train import History, fit
-from .utils import check_shape
+from .utils import check_choice, check_int, check_shape
 
 ATTENTION_KINDS = ("none", "additive", "dot", "general")
 
@@ -44,11 +42,8 @@ class Seq2SeqConfig:
 
     def __post_init__(self):
         for name in ("src_vocab_size", "tgt_vocab_size", "d_embed", "d_hidden", "d_attention"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"config.{name}: expected a positive int, got {value!r}")
-        if self.attention not in ATTENTION_KINDS:
-            raise ValueError(f"config.attention: expected one of {ATTENTION_KINDS}, got {self.attention!r}")
+            check_int(getattr(self, name), f"config.{name}")
+        check_choice(self.attention, "config.attention", ATTENTION_KINDS)
 
 
 def _check_source(src: torch.Tensor, src_mask: torch.Tensor) -> dict:
@@ -126,49 +121,10 @@ class ContextDecoder(nn.Module):
         return self.out(torch.cat([s, context], dim=-1)), None
 
 
-class AttentionDecoder(nn.Module):
-    """The decoder of Bahdanau et al. (2015) with a choice of score (Luong et al., 2015): before
-    each step the previous state s_{t-1} queries all encoder states h_1..h_S::
-
-        c_t, a_t = attend(s_{t-1}, h_1..h_S)          a_t = masked_softmax(score(s_{t-1}, h_s))
-        s_t = GRU([embed(y_{t-1}); c_t], s_{t-1}),    logits_t = W_out [s_t; c_t]
-
-    Everything but the context is as in :class:`ContextDecoder`, so the two compare fairly.
-    """
-
-    def __init__(self, config: Seq2SeqConfig):
-        super().__init__()
-        self.embed = nn.Embedding(config.tgt_vocab_size, config.d_embed, padding_idx=0)
-        self.attention = make_scorer(config.attention, config.d_hidden, config.d_hidden, config.d_attention)
-        self.cell = nn.GRUCell(config.d_embed + config.d_hidden, config.d_hidden)
-        self.out = nn.Linear(2 * config.d_hidden, config.tgt_vocab_size)
-
-    def start(self, states: torch.Tensor, final: torch.Tensor, src_mask: torch.Tensor) -> dict:
-        """Keeps the encoder states (B, S, d_hidden), their prepared keys and the mask (B, S)."""
-        return {"s": final, "states": states, "keys": self.attention.prepare_keys(states), "mask": src_mask}
-
-    def step(self, prev_ids: torch.Tensor, state: dict) -> tuple[torch.Tensor, dict, torch.Tensor]:
-        """prev_ids (N,) -> logits (N, V), the new state and the attention weights (N, S)."""
-        context, weights = self.attention(state["s"], state["states"], mask=state["mask"],
-                                          prepared=state["keys"])            # (N, d_hidden), (N, S)
-        s = self.cell(torch.cat([self.embed(prev_ids), context], dim=-1), state["s"])
-        logits = self.out(torch.cat([s, context], dim=-1))                 # (N, V)
-        return logits, {**state, "s": s}, weights
-
-    def forward(self, tgt_in: torch.Tensor, state: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        """Teacher forcing: tgt_in (B, T) -> logits (B, T, V) and weights (B, T, S). Step t needs
-        s_{t-1} to choose where to look, so the steps run one after another."""
-        logits, weights = [], []
-        for t in range(tgt_in.shape[1]):
-            step_logits, state, step_weights = self.step(tgt_in[:, t], state)
-            logits.append(step_logits)
-            weights.append(step_weights)
-        return torch.stack(logits, dim=1), torch.stack(weights, dim=1)
-
-
 class Seq2Seq(nn.Module):
-    """Encoder + decoder: :class:`ContextDecoder` for ``config.attention == "none"``, else
-    :class:`AttentionDecoder` with that scorer. Offers ``start``/``step`` for the search functions."""
+    """Encoder + :class:`ContextDecoder` (``config.attention == "none"``); chapter 04's
+    ``AttentionSeq2Seq`` swaps in the attention decoder. Offers ``start``/``step`` for the search
+    functions."""
 
     def __init__(self, config: Seq2SeqConfig):
         super().__init__()
@@ -176,7 +132,16 @@ class Seq2Seq(nn.Module):
             raise TypeError(f"config: expected a Seq2SeqConfig, got {type(config).__name__}")
         self.config = config
         self.encoder = Encoder(config)
-        self.decoder = ContextDecoder(config) if config.attention == "none" else AttentionDecoder(config)
+        self.decoder = self.make_decoder(config)
+
+    def make_decoder(self, config: Seq2SeqConfig) -> nn.Module:
+        """The fixed-context decoder; chapter 04's ``course_lib.attention_rnn.AttentionSeq2Seq``
+        overrides this with the attention decoder."""
+        if config.attention != "none":
+            raise ValueError(f"config.attention: Seq2Seq has chapter 03's fixed-context decoder and expects "
+                             f"'none', got {config.attention!r}; for attention use "
+                             "course_lib.attention_rnn.AttentionSeq2Seq")
+        return ContextDecoder(config)
 
     def start(self, src: torch.Tensor, src_mask: torch.Tensor) -> dict:
         """Encode the source: src, src_mask (B, S) -> the decoder's initial state (a dict of tensors
@@ -203,11 +168,11 @@ class Seq2Seq(nn.Module):
         return torch.log_softmax(logits, dim=-1), state
 
 
-def teacher_forcing_loss(model: nn.Module, batch: Sequence[torch.Tensor]) -> torch.Tensor:
+def teacher_forcing_loss(model: nn.Module, batch: Sequence[torch.Tensor], pad_id: int = 0) -> torch.Tensor:
     """Mean cross-entropy of the next target token given the *true* previous ones.
 
     ``batch`` is (src, src_mask, tgt_in, tgt_out) as in :class:`course_lib.data.EncodedPairs`;
-    ``model(src, src_mask, tgt_in)`` gives logits (B, T, V); padding (id 0) in tgt_out is ignored.
+    ``model(src, src_mask, tgt_in)`` gives logits (B, T, V); ``pad_id`` in tgt_out is ignored.
     """
     if len(batch) != 4:
         raise ValueError(f"batch: expected (src, src_mask, tgt_in, tgt_out), got {len(batch)} tensors")
@@ -215,56 +180,42 @@ def teacher_forcing_loss(model: nn.Module, batch: Sequence[torch.Tensor]) -> tor
     dims = check_shape(tgt_in, ("B", "T"), "tgt_in")
     check_shape(tgt_out, (dims["B"], dims["T"]), "tgt_out")
     logits = model(src, src_mask, tgt_in)                                   # (B, T, V)
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt_out.reshape(-1), ignore_index=0)
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt_out.reshape(-1), ignore_index=pad_id)
 
 
 def train_seq2seq(model: nn.Module, train: EncodedPairs, *, epochs: int, batch_size: int = 64,
                   lr: float = 3e-3, val: Optional[EncodedPairs] = None, seed: int = 0,
-                  clip_grad: float = 1.0, progress: bool = True) -> History:
-    """Train with teacher forcing and Adam, fresh shuffled batches each epoch (seeded), the
-    learning rate decayed to a tenth along a cosine; returns the :class:`course_lib.train.History`.
+                  clip_grad: Optional[float] = 1.0, progress: bool = True,
+                  loss_fn: Callable[[nn.Module, Sequence[torch.Tensor]], torch.Tensor] = teacher_forcing_loss,
+                  optimizer: Optional[torch.optim.Optimizer] = None, scheduler=None,
+                  pad_id: int = 0) -> History:
+    """Train any encoder-decoder on (src, src_mask, tgt_in, tgt_out) pairs; the one wrapper of
+    chapters 03, 04 and 06. Returns the :class:`course_lib.train.History`.
 
-    Batches are sorted by source length within chunks of 32 batches before shuffling, so that
-    padding, and so wasted decoder steps, stays small.
+    Fresh batches each epoch, grouped by source length (:func:`course_lib.data.length_grouped_batches`,
+    seeded by ``seed`` and the epoch, so padding stays small). By default Adam at ``lr`` with the
+    learning rate decayed to a tenth along a cosine, and :func:`teacher_forcing_loss`; chapter
+    06's ``train_transformer`` passes the paper's optimizer, warm-up schedule and smoothed loss.
+    The validation loss uses ``loss_fn`` too.
     """
     if not isinstance(train, tuple) or len(train) != 4:
         raise TypeError(f"train: expected EncodedPairs (src, src_mask, tgt_in, tgt_out), got {type(train).__name__}")
-    n = train[0].shape[0]
-    steps = epochs * math.ceil(n / batch_size)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps, eta_min=lr / 10)
-    epoch_seeds = iter(range(seed * 100_003, seed * 100_003 + 10 ** 6))
+    check_int(epochs, "epochs")
+    check_int(batch_size, "batch_size")
+    check_int(seed, "seed", minimum=0)
+    if optimizer is None:
+        steps = epochs * math.ceil(train[0].shape[0] / batch_size)
+        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps, eta_min=lr / 10)
 
-    def epoch_batches():
-        return length_grouped_batches(*train, batch_size=batch_size, seed=next(epoch_seeds))
+    def epoch_batches(epoch: int):
+        return length_grouped_batches(*train, batch_size=batch_size, seed=seed * 100_003 + epoch,
+                                      pad_id=pad_id)
 
     val_data = None if val is None else list(batches(*val, batch_size=256, shuffle=False))
-    return fit(model, epoch_batches, teacher_forcing_loss, epochs=epochs, lr=lr, val_data=val_data,
+    return fit(model, epoch_batches, loss_fn, epochs=epochs, lr=lr, val_data=val_data,
                optimizer=optimizer, scheduler=scheduler, clip_grad=clip_grad, progress=progress,
-               desc="seq2seq")
-
-
-def length_grouped_batches(src: torch.Tensor, src_mask: torch.Tensor, tgt_in: torch.Tensor,
-                           tgt_out: torch.Tensor, batch_size: int, seed: int = 0,
-                           group: int = 32) -> list[tuple[torch.Tensor, ...]]:
-    """Shuffled batches of similar source length, trimmed to their longest row: shuffle, cut into
-    chunks of ``group`` batches, sort each chunk by length, cut into batches, shuffle the batches."""
-    n = src.shape[0]
-    g = torch.Generator().manual_seed(seed)
-    order = torch.randperm(n, generator=g)
-    lengths = src_mask.sum(1)
-    chunk = batch_size * group
-    out = []
-    for start in range(0, n, chunk):
-        idx = order[start:start + chunk]
-        idx = idx[torch.argsort(lengths[idx], stable=True)]
-        for b in range(0, len(idx), batch_size):
-            rows = idx[b:b + batch_size]
-            S = int(lengths[rows].max())
-            T = int((tgt_out[rows] != 0).sum(1).max())
-            out.append((src[rows, :S], src_mask[rows, :S], tgt_in[rows, :T], tgt_out[rows, :T]))
-    perm = torch.randperm(len(out), generator=g).tolist()
-    return [out[i] for i in perm]
+               desc=type(model).__name__)
 
 
 # --- search: any model with step(prefix, state) -> (log_probs, state) ---------------------------
@@ -293,8 +244,7 @@ def _state_device(state: Any) -> torch.device:
 def _check_search_args(batch_size: int, bos_id: int, eos_id: int, max_len: int, pad_id: int) -> None:
     for name, value, low in (("batch_size", batch_size, 1), ("max_len", max_len, 1), ("bos_id", bos_id, 0),
                              ("eos_id", eos_id, 0), ("pad_id", pad_id, 0)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            raise ValueError(f"{name}: expected an int >= {low}, got {value!r}")
+        check_int(value, name, minimum=low)
 
 
 def _checked_step(step: StepFn, prefix: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
@@ -348,8 +298,7 @@ def beam_search(step: StepFn, state: Any, batch_size: int, *, beam_size: int, bo
     all K hypotheses, best first: ids (B, K, L) and scores (B, K). ``beam_size=1`` is greedy.
     """
     _check_search_args(batch_size, bos_id, eos_id, max_len, pad_id)
-    if not isinstance(beam_size, int) or isinstance(beam_size, bool) or beam_size < 1:
-        raise ValueError(f"beam_size: expected a positive int, got {beam_size!r}")
+    check_int(beam_size, "beam_size")
     B, K = batch_size, beam_size
     device = _state_device(state)
     state = _map_state(state, lambda t: t.repeat_interleave(K, dim=0))     # rows b*K .. b*K+K-1
@@ -403,10 +352,11 @@ def sequence_log_prob(step: StepFn, state: Any, targets: torch.Tensor, *, bos_id
 
 @torch.no_grad()
 def decode(model: nn.Module, src: torch.Tensor, src_mask: torch.Tensor, *, bos_id: int, eos_id: int,
-           max_len: int, beam_size: int = 1, batch_size: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
+           max_len: int, beam_size: int = 1, batch_size: int = 512,
+           pad_id: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Greedy (``beam_size=1``) or beam search for every row of src, src_mask (B, S), in batches,
     in eval mode. ``model`` offers ``start(src, src_mask)`` and ``step(prefix, state)``. Returns
-    ids (B, L) and scores (B,)."""
+    ids (B, L), padded with ``pad_id`` after each row's eos, and scores (B,)."""
     _check_source(src, src_mask)
     was_training = model.training
     model.eval()
@@ -416,15 +366,16 @@ def decode(model: nn.Module, src: torch.Tensor, src_mask: torch.Tensor, *, bos_i
         S = int(m.sum(1).max())
         state = model.start(s[:, :S], m[:, :S])
         if beam_size == 1:
-            out = greedy_decode(model.step, state, s.shape[0], bos_id=bos_id, eos_id=eos_id, max_len=max_len)
+            out = greedy_decode(model.step, state, s.shape[0], bos_id=bos_id, eos_id=eos_id,
+                                max_len=max_len, pad_id=pad_id)
         else:
             out = beam_search(model.step, state, s.shape[0], beam_size=beam_size, bos_id=bos_id,
-                              eos_id=eos_id, max_len=max_len)
+                              eos_id=eos_id, max_len=max_len, pad_id=pad_id)
         ids.append(out[0])
         scores.append(out[1])
     model.train(was_training)
     width = max(i.shape[1] for i in ids)
-    ids = [F.pad(i, (0, width - i.shape[1]), value=0) for i in ids]
+    ids = [F.pad(i, (0, width - i.shape[1]), value=pad_id) for i in ids]
     return torch.cat(ids), torch.cat(scores)
 
 
@@ -435,7 +386,7 @@ def translate(model: nn.Module, sources: Sequence[str], src_vocab, tgt_vocab, *,
         raise ValueError("sources: expected a non-empty list of strings")
     src, src_mask = pad_sequences([src_vocab.encode(s) for s in sources], pad_id=src_vocab.pad_id)
     ids, _ = decode(model, src, src_mask, bos_id=tgt_vocab.bos_id, eos_id=tgt_vocab.eos_id,
-                    max_len=max_len, beam_size=beam_size, batch_size=batch_size)
+                    max_len=max_len, beam_size=beam_size, batch_size=batch_size, pad_id=tgt_vocab.pad_id)
     return [tgt_vocab.decode(row) for row in ids]
 
 

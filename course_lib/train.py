@@ -1,8 +1,8 @@
 """The one training loop of the course: every chapter calls :func:`fit`.
 
 A chapter supplies ``loss_fn(model, batch) -> scalar loss`` and re-iterable batches (a list, a
-DataLoader, or a zero-argument function that returns a fresh iterable each epoch, e.g. a
-reshuffled generator). The loop clips gradients, validates, stops early and returns a history.
+DataLoader, or a function of the epoch index that returns a fresh iterable for that epoch, e.g.
+``lambda epoch: batches(x, y, batch_size=64, seed=epoch)``, reshuffled and repeatable). The loop clips gradients, validates, stops early and returns a history.
 """
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ from typing import Callable, Iterable, Optional, Union
 import torch
 from tqdm.auto import tqdm
 
-Batches = Union[Iterable, Callable[[], Iterable]]
+from .utils import check_int
+
+Batches = Union[Iterable, Callable[[int], Iterable]]
 LossFn = Callable[[torch.nn.Module, object], torch.Tensor]
 
 
@@ -31,16 +33,17 @@ class History:
     stopped_early: bool = False
 
 
-def _fresh(data: Batches) -> Iterable:
-    return data() if callable(data) else data
+def _fresh(data: Batches, epoch: int) -> Iterable:
+    return data(epoch) if callable(data) else data
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, data: Batches, loss_fn: LossFn) -> float:
-    """Mean of ``loss_fn`` over the batches, in eval mode, without gradients."""
+def evaluate(model: torch.nn.Module, data: Batches, loss_fn: LossFn, epoch: int = 0) -> float:
+    """Mean of ``loss_fn`` over the batches (a function of ``epoch`` is called with it), in eval
+    mode, without gradients."""
     was_training = model.training
     model.eval()
-    losses = [float(loss_fn(model, batch)) for batch in _fresh(data)]
+    losses = [float(loss_fn(model, batch)) for batch in _fresh(data, epoch)]
     model.train(was_training)
     if not losses:
         raise ValueError("data: expected at least one batch, got none")
@@ -62,8 +65,7 @@ def fit(model: torch.nn.Module, train_data: Batches, loss_fn: LossFn, *, epochs:
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
-    if not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs: expected a positive int, got {epochs!r}")
+    check_int(epochs, "epochs")
     if not (isinstance(lr, (int, float)) and lr > 0):
         raise ValueError(f"lr: expected a positive float, got {lr!r}")
     if clip_grad is not None and not clip_grad > 0:
@@ -77,7 +79,7 @@ def fit(model: torch.nn.Module, train_data: Batches, loss_fn: LossFn, *, epochs:
     for epoch in bar:
         model.train()
         start, losses = time.perf_counter(), []
-        for batch in _fresh(train_data):
+        for batch in _fresh(train_data, epoch):
             loss = loss_fn(model, batch)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"loss became {float(loss.detach())} at epoch {epoch}; "
@@ -97,7 +99,7 @@ def fit(model: torch.nn.Module, train_data: Batches, loss_fn: LossFn, *, epochs:
         history.train_loss.append(sum(losses) / len(losses))
         postfix = {"train": f"{history.train_loss[-1]:.3f}"}
         if val_data is not None:
-            val = evaluate(model, val_data, loss_fn)
+            val = evaluate(model, val_data, loss_fn, epoch)
             history.val_loss.append(val)
             postfix["val"] = f"{val:.3f}"
             if val < best:

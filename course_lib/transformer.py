@@ -4,7 +4,7 @@ In dependency order: the position-wise feed-forward network, the encoder layer (
 FFN), the decoder layer (masked self-attention + cross-attention + FFN), each wrapped in residual
 connections and LayerNorm, pre-norm or post-norm; the config; the encoder and decoder stacks; the
 encoder-decoder :class:`Seq2SeqTransformer`; label smoothing and the warm-up learning-rate schedule
-of the paper; a training function.
+of the paper; the paper's training recipe on chapter 03's one training wrapper.
 
 Decoding is shared with the recurrent models of chapters 03-04: :class:`Seq2SeqTransformer` offers
 ``start(src, src_mask)`` and ``step(prefix, state)``, so ``course_lib.seq2seq.greedy_decode``,
@@ -25,12 +25,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attention import BACKENDS, LearnedPositions, MultiHeadAttention, sinusoidal_positions
-from .data import EncodedPairs, batches
-from .seq2seq import length_grouped_batches
-from .train import History, fit
-from .utils import check_shape
+from .data import EncodedPairs
+from .seq2seq import train_seq2seq
+from .train import History
+from .utils import check_choice, check_int, check_probability, check_shape
 
-ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu}
+# "gelu_tanh" is GELU's tanh approximation, which GPT-2 uses
+ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu,
+               "gelu_tanh": lambda x: F.gelu(x, approximate="tanh")}
 
 
 # --- the pieces of a layer ------------------------------------------------------------------------
@@ -41,10 +43,12 @@ class FeedForward(nn.Module):
         FFN(x) = W_2 dropout(act(x W_1 + b_1)) + b_2,    (B, T, C) -> (B, T, d_ff) -> (B, T, C)
     """
 
-    def __init__(self, d_model: int, d_ff: int, dropout: float = 0.0, activation: str = "relu"):
+    def __init__(self, d_model: int, d_ff: int, *, dropout: float = 0.0, activation: str = "relu"):
         super().__init__()
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation: expected one of {list(ACTIVATIONS)}, got {activation!r}")
+        check_int(d_model, "d_model")
+        check_int(d_ff, "d_ff")
+        check_probability(dropout, "dropout")
+        check_choice(activation, "activation", ACTIVATIONS)
         self.linear1 = nn.Linear(d_model, d_ff)
         self.linear2 = nn.Linear(d_ff, d_model)
         self.dropout = nn.Dropout(dropout)
@@ -53,14 +57,6 @@ class FeedForward(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, T, C) -> (B, T, C)."""
         return self.linear2(self.dropout(ACTIVATIONS[self.activation](self.linear1(x))))
-
-
-def _check_layer_args(d_model: int, n_heads: int, d_ff: int, dropout: float) -> None:
-    for name, value in (("d_model", d_model), ("n_heads", n_heads), ("d_ff", d_ff)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name}: expected a positive int, got {value!r}")
-    if not (isinstance(dropout, (int, float)) and 0.0 <= dropout < 1.0):
-        raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout!r}")
 
 
 def _activation_of(layer: nn.Module) -> str:
@@ -77,10 +73,18 @@ def _copy_linear(ours: nn.Linear, theirs: nn.Linear) -> None:
     ours.bias.copy_(theirs.bias)
 
 
-def _copy_norm(ours: nn.LayerNorm, theirs: nn.LayerNorm) -> None:
-    if ours.eps != theirs.eps:
-        ours.eps = theirs.eps
-    _copy_linear(ours, theirs)
+def _layer_args_of(layer: nn.Module) -> dict:
+    """The keyword arguments of our layer that match a torch.nn.Transformer{En,De}coderLayer."""
+    return dict(d_model=layer.self_attn.embed_dim, n_heads=layer.self_attn.num_heads,
+                d_ff=layer.linear1.out_features, dropout=layer.dropout.p, norm_first=layer.norm_first,
+                activation=_activation_of(layer), norm_eps=layer.norm1.eps)
+
+
+def _copy_ff_and_norms(ours: nn.Module, theirs: nn.Module, n_norms: int) -> None:
+    _copy_linear(ours.ff.linear1, theirs.linear1)
+    _copy_linear(ours.ff.linear2, theirs.linear2)
+    for i in range(1, n_norms + 1):
+        _copy_linear(getattr(ours, f"norm{i}"), getattr(theirs, f"norm{i}"))
 
 
 class EncoderLayer(nn.Module):
@@ -96,14 +100,14 @@ class EncoderLayer(nn.Module):
     ``torch.nn.TransformerEncoderLayer``, so :meth:`from_torch` is a copy.
     """
 
-    def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float = 0.1,
-                 norm_first: bool = True, activation: str = "relu", backend: str = "auto"):
+    def __init__(self, d_model: int, n_heads: int, d_ff: int, *, dropout: float = 0.1,
+                 norm_first: bool = True, activation: str = "relu", backend: str = "auto",
+                 norm_eps: float = 1e-5):
         super().__init__()
-        _check_layer_args(d_model, n_heads, d_ff, dropout)
         self.norm_first = norm_first
         self.self_attn = MultiHeadAttention(d_model, n_heads, dropout=dropout, backend=backend)
-        self.ff = FeedForward(d_model, d_ff, dropout, activation)
-        self.norm1, self.norm2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
+        self.ff = FeedForward(d_model, d_ff, dropout=dropout, activation=activation)
+        self.norm1, self.norm2 = nn.LayerNorm(d_model, eps=norm_eps), nn.LayerNorm(d_model, eps=norm_eps)
         self.dropout1, self.dropout2 = nn.Dropout(dropout), nn.Dropout(dropout)
 
     def _sa(self, x: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
@@ -122,15 +126,10 @@ class EncoderLayer(nn.Module):
         """A course encoder layer with the weights of ``layer`` (any ``batch_first``; ours is batch first)."""
         if not isinstance(layer, nn.TransformerEncoderLayer):
             raise TypeError(f"layer: expected a torch.nn.TransformerEncoderLayer, got {type(layer).__name__}")
-        attn = layer.self_attn
-        ours = cls(attn.embed_dim, attn.num_heads, layer.linear1.out_features, layer.dropout.p,
-                   layer.norm_first, _activation_of(layer), backend)
-        ours.self_attn = MultiHeadAttention.from_torch(attn, backend=backend)
+        ours = cls(**_layer_args_of(layer), backend=backend)
+        ours.self_attn = MultiHeadAttention.from_torch(layer.self_attn, backend=backend)
         with torch.no_grad():
-            _copy_linear(ours.ff.linear1, layer.linear1)
-            _copy_linear(ours.ff.linear2, layer.linear2)
-            _copy_norm(ours.norm1, layer.norm1)
-            _copy_norm(ours.norm2, layer.norm2)
+            _copy_ff_and_norms(ours, layer, n_norms=2)
         return ours.to(layer.linear1.weight.device)
 
 
@@ -141,15 +140,15 @@ class DecoderLayer(nn.Module):
     from the decoder, keys and values from the memory. Same names as ``torch.nn.TransformerDecoderLayer``.
     """
 
-    def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float = 0.1,
-                 norm_first: bool = True, activation: str = "relu", backend: str = "auto"):
+    def __init__(self, d_model: int, n_heads: int, d_ff: int, *, dropout: float = 0.1,
+                 norm_first: bool = True, activation: str = "relu", backend: str = "auto",
+                 norm_eps: float = 1e-5):
         super().__init__()
-        _check_layer_args(d_model, n_heads, d_ff, dropout)
         self.norm_first = norm_first
         self.self_attn = MultiHeadAttention(d_model, n_heads, dropout=dropout, backend=backend)
         self.cross_attn = MultiHeadAttention(d_model, n_heads, dropout=dropout, backend=backend)
-        self.ff = FeedForward(d_model, d_ff, dropout, activation)
-        self.norm1, self.norm2, self.norm3 = (nn.LayerNorm(d_model) for _ in range(3))
+        self.ff = FeedForward(d_model, d_ff, dropout=dropout, activation=activation)
+        self.norm1, self.norm2, self.norm3 = (nn.LayerNorm(d_model, eps=norm_eps) for _ in range(3))
         self.dropout1, self.dropout2, self.dropout3 = (nn.Dropout(dropout) for _ in range(3))
 
     def _sa(self, y: torch.Tensor) -> torch.Tensor:
@@ -177,16 +176,11 @@ class DecoderLayer(nn.Module):
         """A course decoder layer with the weights of ``layer`` (used with a causal target mask)."""
         if not isinstance(layer, nn.TransformerDecoderLayer):
             raise TypeError(f"layer: expected a torch.nn.TransformerDecoderLayer, got {type(layer).__name__}")
-        attn = layer.self_attn
-        ours = cls(attn.embed_dim, attn.num_heads, layer.linear1.out_features, layer.dropout.p,
-                   layer.norm_first, _activation_of(layer), backend)
-        ours.self_attn = MultiHeadAttention.from_torch(attn, backend=backend)
+        ours = cls(**_layer_args_of(layer), backend=backend)
+        ours.self_attn = MultiHeadAttention.from_torch(layer.self_attn, backend=backend)
         ours.cross_attn = MultiHeadAttention.from_torch(layer.multihead_attn, backend=backend)
         with torch.no_grad():
-            _copy_linear(ours.ff.linear1, layer.linear1)
-            _copy_linear(ours.ff.linear2, layer.linear2)
-            for i in (1, 2, 3):
-                _copy_norm(getattr(ours, f"norm{i}"), getattr(layer, f"norm{i}"))
+            _copy_ff_and_norms(ours, layer, n_norms=3)
         return ours.to(layer.linear1.weight.device)
 
 
@@ -194,6 +188,10 @@ class DecoderLayer(nn.Module):
 
 @dataclass
 class TransformerConfig:
+    """The encoder-decoder's sizes. The defaults are the course's CPU preset: 2 + 2 pre-norm layers
+    of width 64 with 4 heads and d_ff = 256, about 240k parameters with character vocabularies,
+    which train on the translation tasks of chapters 03-04 in minutes; :meth:`paper` gives the
+    2017 base model."""
     src_vocab_size: int = 64      # source V: set from the source vocabulary
     tgt_vocab_size: int = 64      # target V: set from the target vocabulary
     d_model: int = 64             # C, the width of every token vector (512 in the paper's base model)
@@ -205,35 +203,38 @@ class TransformerConfig:
     max_len: int = 256            # longest source or target the model accepts (positions table)
     positions: str = "sinusoidal" # "sinusoidal" (fixed, the paper) or "learned"
     norm_first: bool = True       # pre-norm (stable without warm-up); False: the paper's post-norm
-    activation: str = "relu"      # "relu" (the paper) or "gelu"
+    activation: str = "relu"      # "relu" (the paper), "gelu" or "gelu_tanh"
     backend: str = "auto"         # attention backend (course_lib.attention.scaled_dot_product_attention)
-    pad_id: int = 0               # padding id of both vocabularies (course_lib.text)
+    pad_id: int = 0               # padding id of both vocabularies (course_lib.text): no embedding
+                                  # gradient, ignored by the loss and written after eos in decoding
 
     def __post_init__(self):
         for name in ("src_vocab_size", "tgt_vocab_size", "d_model", "n_heads", "d_ff",
                      "n_encoder_layers", "n_decoder_layers", "max_len"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"config.{name}: expected a positive int, got {value!r}")
+            check_int(getattr(self, name), f"config.{name}")
+        check_int(self.pad_id, "config.pad_id", minimum=0)
         if self.d_model % self.n_heads:
             raise ValueError(f"config.n_heads: expected a divisor of d_model = {self.d_model}, got {self.n_heads}")
         if self.positions == "sinusoidal" and self.d_model % 2:
             raise ValueError(f"config.d_model: expected an even number for sinusoidal positions, got {self.d_model}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"config.dropout: expected a probability in [0, 1), got {self.dropout!r}")
-        if self.positions not in ("sinusoidal", "learned"):
-            raise ValueError(f"config.positions: expected 'sinusoidal' or 'learned', got {self.positions!r}")
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"config.activation: expected one of {list(ACTIVATIONS)}, got {self.activation!r}")
-        if self.backend not in BACKENDS:
-            raise ValueError(f"config.backend: expected one of {BACKENDS}, got {self.backend!r}")
+        check_probability(self.dropout, "config.dropout")
+        check_choice(self.positions, "config.positions", ("sinusoidal", "learned"))
+        check_choice(self.activation, "config.activation", ACTIVATIONS)
+        check_choice(self.backend, "config.backend", BACKENDS)
 
     @classmethod
-    def small(cls, src_vocab_size: int, tgt_vocab_size: int, **overrides) -> "TransformerConfig":
-        """The CPU preset of the course: 2 + 2 layers of width 64 with 4 heads and d_ff = 256,
-        about 240k parameters for character vocabularies; trains on the translation tasks of
-        chapters 03-04 in minutes. Any field can be overridden, e.g. ``dropout=0.0``."""
-        return cls(src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size, **overrides)
+    def paper(cls, src_vocab_size: int, tgt_vocab_size: int, **overrides) -> "TransformerConfig":
+        """The base model of Vaswani et al. (2017, Table 3): 6 + 6 post-norm layers of width 512,
+        8 heads, d_ff = 2048, dropout 0.1 (about 44M parameters without the embeddings; far
+        too big to train on a laptop CPU). The defaults are the course's CPU preset instead."""
+        sizes = dict(d_model=512, n_heads=8, d_ff=2048, n_encoder_layers=6, n_decoder_layers=6,
+                     dropout=0.1, norm_first=False, max_len=512)
+        return cls(src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size, **{**sizes, **overrides})
+
+    def layer_args(self) -> dict:
+        """The keyword arguments of :class:`EncoderLayer` and :class:`DecoderLayer`."""
+        return dict(d_model=self.d_model, n_heads=self.n_heads, d_ff=self.d_ff, dropout=self.dropout,
+                    norm_first=self.norm_first, activation=self.activation, backend=self.backend)
 
 
 class _Embedding(nn.Module):
@@ -268,9 +269,7 @@ class Encoder(nn.Module):
     def __init__(self, config: TransformerConfig):
         super().__init__()
         self.embed = _Embedding(config.src_vocab_size, config)
-        self.layers = nn.ModuleList(
-            EncoderLayer(config.d_model, config.n_heads, config.d_ff, config.dropout, config.norm_first,
-                         config.activation, config.backend) for _ in range(config.n_encoder_layers))
+        self.layers = nn.ModuleList(EncoderLayer(**config.layer_args()) for _ in range(config.n_encoder_layers))
         self.norm = nn.LayerNorm(config.d_model) if config.norm_first else nn.Identity()
 
     def forward(self, src: torch.Tensor, src_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -289,9 +288,7 @@ class Decoder(nn.Module):
     def __init__(self, config: TransformerConfig):
         super().__init__()
         self.embed = _Embedding(config.tgt_vocab_size, config)
-        self.layers = nn.ModuleList(
-            DecoderLayer(config.d_model, config.n_heads, config.d_ff, config.dropout, config.norm_first,
-                         config.activation, config.backend) for _ in range(config.n_decoder_layers))
+        self.layers = nn.ModuleList(DecoderLayer(**config.layer_args()) for _ in range(config.n_decoder_layers))
         self.norm = nn.LayerNorm(config.d_model) if config.norm_first else nn.Identity()
         self.head = nn.Linear(config.d_model, config.tgt_vocab_size)
 
@@ -387,8 +384,7 @@ def label_smoothed_cross_entropy(logits: torch.Tensor, target: torch.Tensor, smo
     """
     N = check_shape(logits, ("N", "V"), "logits")["N"]
     check_shape(target, (N,), "target")
-    if not (isinstance(smoothing, (int, float)) and 0.0 <= smoothing < 1.0):
-        raise ValueError(f"smoothing: expected a float in [0, 1), got {smoothing!r}")
+    check_probability(smoothing, "smoothing")
     keep = target != ignore_index
     log_p = torch.log_softmax(logits[keep], dim=-1)                      # (N_kept, V)
     nll = -log_p.gather(1, target[keep][:, None])[:, 0]                  # -log p_y
@@ -405,8 +401,7 @@ def transformer_lr(step: int, d_model: int, warmup: int, factor: float = 1.0) ->
     The peak, at step = warmup, is factor * (d_model * warmup)^-0.5.
     """
     for name, value in (("step", step), ("d_model", d_model), ("warmup", warmup)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name}: expected a positive int, got {value!r}")
+        check_int(value, name)
     return factor * d_model ** -0.5 * min(step ** -0.5, step * warmup ** -1.5)
 
 
@@ -421,37 +416,31 @@ def warmup_schedule(optimizer: torch.optim.Optimizer, d_model: int, warmup: int,
 
 
 def transformer_loss(model: nn.Module, batch: Sequence[torch.Tensor], label_smoothing: float = 0.1) -> torch.Tensor:
-    """Teacher-forcing loss with label smoothing on a batch (src, src_mask, tgt_in, tgt_out); padding
-    (id 0) in tgt_out is ignored. With ``label_smoothing=0`` it is ``seq2seq.teacher_forcing_loss``."""
+    """Teacher-forcing loss with label smoothing on a batch (src, src_mask, tgt_in, tgt_out);
+    ``model.config.pad_id`` in tgt_out is ignored. With ``label_smoothing=0`` it is
+    ``seq2seq.teacher_forcing_loss``."""
     if len(batch) != 4:
         raise ValueError(f"batch: expected (src, src_mask, tgt_in, tgt_out), got {len(batch)} tensors")
     src, src_mask, tgt_in, tgt_out = batch
     logits = model(src, src_mask, tgt_in)                                 # (B, T, V)
     check_shape(tgt_out, tuple(logits.shape[:2]), "tgt_out")
     return label_smoothed_cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt_out.reshape(-1),
-                                        label_smoothing)
+                                        label_smoothing, ignore_index=model.config.pad_id)
 
 
-def train_transformer(model: Seq2SeqTransformer, train: EncodedPairs, *, epochs: int, batch_size: int = 64,
-                      warmup: int = 400, factor: float = 1.0, label_smoothing: float = 0.1,
-                      val: Optional[EncodedPairs] = None, seed: int = 0, clip_grad: Optional[float] = 1.0,
-                      progress: bool = True) -> History:
+def train_transformer(model: Seq2SeqTransformer, train: EncodedPairs, *, epochs: int, warmup: int = 400,
+                      factor: float = 1.0, label_smoothing: float = 0.1, **kwargs) -> History:
     """Train as in the paper, scaled down: Adam (beta2 = 0.98, eps = 1e-9), the warm-up schedule
-    (:func:`warmup_schedule`), label smoothing; batches grouped by length as for the RNNs
-    (``course_lib.seq2seq.length_grouped_batches``). The validation loss uses the same smoothed
-    loss. Returns the :class:`course_lib.train.History`."""
-    if not isinstance(train, tuple) or len(train) != 4:
-        raise TypeError(f"train: expected EncodedPairs (src, src_mask, tgt_in, tgt_out), got {type(train).__name__}")
+    (:func:`warmup_schedule`) and label smoothing, through the one wrapper of the course,
+    ``course_lib.seq2seq.train_seq2seq`` (length-grouped batches; ``batch_size``, ``val``, ``seed``,
+    ``clip_grad``, ``progress`` go there). The validation loss uses the same smoothed loss."""
+    if not isinstance(model, Seq2SeqTransformer):
+        raise TypeError(f"model: expected a Seq2SeqTransformer, got {type(model).__name__}")
     optimizer = torch.optim.Adam(model.parameters(), lr=1.0, betas=(0.9, 0.98), eps=1e-9)
     scheduler = warmup_schedule(optimizer, model.config.d_model, warmup, factor)
-    epoch_seeds = iter(range(seed * 100_003, seed * 100_003 + 10 ** 6))
 
-    def epoch_batches():
-        return length_grouped_batches(*train, batch_size=batch_size, seed=next(epoch_seeds))
-
-    def loss_fn(m, batch):
+    def loss_fn(m: nn.Module, batch: Sequence[torch.Tensor]) -> torch.Tensor:
         return transformer_loss(m, batch, label_smoothing)
 
-    val_data = None if val is None else list(batches(*val, batch_size=256, shuffle=False))
-    return fit(model, epoch_batches, loss_fn, epochs=epochs, val_data=val_data, optimizer=optimizer,
-               scheduler=scheduler, clip_grad=clip_grad, progress=progress, desc="transformer")
+    return train_seq2seq(model, train, epochs=epochs, loss_fn=loss_fn, optimizer=optimizer,
+                         scheduler=scheduler, pad_id=model.config.pad_id, **kwargs)

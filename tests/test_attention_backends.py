@@ -81,7 +81,8 @@ def test_backend_with_mask_and_fully_masked_rows(backend):
     mask[0, 0, 3] = False  # a query that may attend to nothing: output and gradient 0, no nan
     for causal in (False, True):
         assert_matches_reference(
-            lambda a, b, c: scaled_dot_product_attention(a, b, c, mask=mask, causal=causal, backend=backend),
+            lambda a, b, c, causal=causal: scaled_dot_product_attention(a, b, c, mask=mask, causal=causal,
+                                                                        backend=backend),
             q, k, v, dout, tol=2e-5, mask=mask, causal=causal)
     out = scaled_dot_product_attention(q, k, v, mask=mask, backend=backend)
     assert out[0, :, 3].abs().max().item() == 0.0

@@ -1,7 +1,7 @@
 """The FlashAttention-2 Triton kernel, forward and backward, run by Triton's CPU interpreter.
 
 TRITON_INTERPRET=1 is read when the kernels are decorated, i.e. when
-``course_lib.kernels.flash_attention`` is first imported. Another test module may already have
+``course_lib.kernels.flash_triton`` is first imported. Another test module may already have
 imported it without the variable, so the kernel cases run in a fresh subprocess: this file run as
 a script with TRITON_INTERPRET=1 computes every case's errors against float64 and prints them as
 JSON; the tests below read them. With a CUDA GPU, ``test_compiled_kernel_on_gpu`` also checks the
@@ -48,7 +48,7 @@ def reference(q, k, v, causal):
 def run_cases() -> dict:
     """Run every case under the interpreter (this process must have TRITON_INTERPRET=1)."""
     from course_lib.attention import scaled_dot_product_attention
-    from course_lib.kernels.flash_attention import _interpreted, flash_attention
+    from course_lib.kernels.flash_triton import _interpreted, flash_attention
 
     assert _interpreted(), "run with TRITON_INTERPRET=1"
     results = {}
@@ -103,7 +103,7 @@ def test_interpreted_kernel_matches_float64(interpreted_results, case):
 def test_cpu_tensors_without_interpreter_are_refused():
     pytest.importorskip("triton")
     code = ("import torch\n"
-            "from course_lib.kernels.flash_attention import flash_attention\n"
+            "from course_lib.kernels.flash_triton import flash_attention\n"
             "q = torch.randn(1, 1, 4, 16)\n"
             "try:\n    flash_attention(q, q, q)\n"
             "except RuntimeError as err:\n    print(err)\n")
@@ -115,7 +115,7 @@ def test_cpu_tensors_without_interpreter_are_refused():
 
 def test_unsupported_head_dim_dtype_and_blocks():
     pytest.importorskip("triton")
-    from course_lib.kernels.flash_attention import flash_attention
+    from course_lib.kernels.flash_triton import flash_attention
 
     q = torch.randn(1, 2, 8, 48)
     with pytest.raises(ValueError, match=r"q: the Triton kernel supports head dims D in \(16, 32, 64, 128\), got D = 48"):
@@ -137,7 +137,7 @@ def test_unsupported_head_dim_dtype_and_blocks():
 def test_compiled_kernel_on_gpu():
     """bf16 on a GPU: error against float32 within 2x that of PyTorch's SDPA, plus a small slack."""
     pytest.importorskip("triton")
-    from course_lib.kernels.flash_attention import _interpreted, flash_attention
+    from course_lib.kernels.flash_triton import _interpreted, flash_attention
 
     if _interpreted():
         pytest.skip("TRITON_INTERPRET=1 in this process")
@@ -147,14 +147,15 @@ def test_compiled_kernel_on_gpu():
                    for n in (T, S, S))
         dout = torch.randn(2, 4, T, D, device="cuda", generator=g, dtype=torch.bfloat16)
 
-        def run(fn, *xs):
+        def run(fn, *xs, dout=dout):
             out = fn(*xs)
             return [out, *torch.autograd.grad(out, xs, dout.to(out.dtype))]
 
-        ours = run(lambda a, b, c: flash_attention(a, b, c, causal=causal), q, k, v)
-        sdpa = run(lambda a, b, c: torch.nn.functional.scaled_dot_product_attention(a, b, c, is_causal=causal), q, k, v)
+        sdpa_fn = torch.nn.functional.scaled_dot_product_attention
+        ours = run(lambda a, b, c, causal=causal: flash_attention(a, b, c, causal=causal), q, k, v)
+        sdpa = run(lambda a, b, c, causal=causal: sdpa_fn(a, b, c, is_causal=causal), q, k, v)
         f32 = [t.detach().float().requires_grad_() for t in (q, k, v)]
-        ref = run(lambda a, b, c: reference(a, b, c, causal).float(), *f32)
+        ref = run(lambda a, b, c, causal=causal: reference(a, b, c, causal).float(), *f32)
         for key, a, b, r in zip(("out", "dq", "dk", "dv"), ours, sdpa, ref):
             err_ours = (a.float() - r).abs().max().item()
             err_sdpa = (b.float() - r).abs().max().item()

@@ -7,11 +7,11 @@ import pytest
 import sacrebleu
 import torch
 
-from course_lib.data import EncodedPairs, date_pairs, encode_pairs
-from course_lib.seq2seq import (AttentionDecoder, ContextDecoder, Encoder, Seq2Seq, Seq2SeqConfig, beam_search,
-                                bleu, decode, exact_match, exact_match_by_length, greedy_decode,
-                                length_grouped_batches, sequence_log_prob, teacher_forcing_loss,
-                                train_seq2seq, translate)
+from course_lib.attention_rnn import AttentionDecoder, AttentionSeq2Seq
+from course_lib.data import date_pairs, encode_pairs, length_grouped_batches
+from course_lib.seq2seq import (ContextDecoder, Encoder, Seq2Seq, Seq2SeqConfig, beam_search, bleu, decode,
+                                exact_match, exact_match_by_length, greedy_decode, sequence_log_prob,
+                                teacher_forcing_loss, train_seq2seq, translate)
 from course_lib.text import Vocab
 
 PAD, BOS, EOS = 0, 1, 2
@@ -32,8 +32,9 @@ def _batch(B=3, S=7, T=5, V=12, lengths=(7, 4, 1), seed=0):
 
 def _model(attention="none", V=12, seed=0, d_hidden=16):
     torch.manual_seed(seed)
-    return Seq2Seq(Seq2SeqConfig(src_vocab_size=V, tgt_vocab_size=V, d_embed=8, d_hidden=d_hidden,
-                                 attention=attention, d_attention=10))
+    model = Seq2Seq if attention == "none" else AttentionSeq2Seq
+    return model(Seq2SeqConfig(src_vocab_size=V, tgt_vocab_size=V, d_embed=8, d_hidden=d_hidden,
+                               attention=attention, d_attention=10))
 
 
 # --- config and encoder -------------------------------------------------------------------------
@@ -246,7 +247,7 @@ def test_search_bad_input():
     _, step, start = _chain()
     with pytest.raises(ValueError, match="beam_size: expected a positive int"):
         beam_search(step, start(1), 1, beam_size=0, bos_id=BOS, eos_id=EOS, max_len=3)
-    with pytest.raises(ValueError, match="max_len: expected an int >= 1"):
+    with pytest.raises(ValueError, match="max_len: expected a positive int"):
         greedy_decode(step, start(1), 1, bos_id=BOS, eos_id=EOS, max_len=0)
     bad = lambda prefix, state: (torch.zeros(prefix.shape[0] + 1, 6), state)  # noqa: E731
     with pytest.raises(ValueError, match="log_probs returned by step: expected shape"):
@@ -287,27 +288,60 @@ def test_length_grouped_batches_cover_every_row_once():
     assert sum(b[0].shape[0] for b in out) == 300
     seen = sorted(tuple(row.tolist()) for b in out for row in b[2])
     assert len(seen) == 300
-    for src, mask, tgt_in, tgt_out in out:
+    for src, mask, _, tgt_out in out:
         assert mask[:, -1].any() and mask.shape == src.shape    # trimmed to the longest row
         assert (tgt_out[:, -1] != 0).any()
 
 
-def test_train_and_translate_dates_quickly():
+@pytest.fixture(scope="module")
+def trained_dates():
+    """A small attention model trained for a few seconds on one date style."""
     torch.manual_seed(0)
     pairs = date_pairs(1500, seed=0, styles=["dotted"])
     src_vocab, tgt_vocab = Vocab.build([s for s, _ in pairs]), Vocab.build([t for _, t in pairs])
     train = encode_pairs(pairs[:1400], src_vocab, tgt_vocab)
-    model = Seq2Seq(Seq2SeqConfig(len(src_vocab), len(tgt_vocab), d_embed=16, d_hidden=48, attention="dot"))
+    model = AttentionSeq2Seq(Seq2SeqConfig(len(src_vocab), len(tgt_vocab), d_embed=16, d_hidden=48,
+                                           attention="dot"))
     history = train_seq2seq(model, train, epochs=4, batch_size=50, lr=1e-2, progress=False)
-    assert history.train_loss[-1] < 0.5 * history.train_loss[0]
-    test = pairs[1400:]
+    return model, history, pairs[1400:], src_vocab, tgt_vocab
+
+
+def test_train_seq2seq_lowers_the_loss(trained_dates):
+    _, history, *_ = trained_dates
+    assert len(history.train_loss) == 4 and history.train_loss[-1] < 0.5 * history.train_loss[0]
+
+
+def test_translate_after_training_gets_dates_right(trained_dates):
+    model, _, test, src_vocab, tgt_vocab = trained_dates
     hyps = translate(model, [s for s, _ in test], src_vocab, tgt_vocab, max_len=12)
     assert len(hyps) == 100 and exact_match(hyps, [t for _, t in test]) > 0.3
-    beam = translate(model, [s for s, _ in test], src_vocab, tgt_vocab, max_len=12, beam_size=3)
-    assert len(beam) == 100
-    ids, scores = decode(model, *encode_pairs(test, src_vocab, tgt_vocab)[:2], bos_id=1, eos_id=2,
-                         max_len=12, batch_size=30)
+
+
+def test_decode_in_batches_equals_one_batch(trained_dates):
+    model, _, test, src_vocab, tgt_vocab = trained_dates
+    src, src_mask = encode_pairs(test, src_vocab, tgt_vocab)[:2]
+    ids, scores = decode(model, src, src_mask, bos_id=1, eos_id=2, max_len=12, batch_size=30)
+    whole_ids, whole_scores = decode(model, src, src_mask, bos_id=1, eos_id=2, max_len=12)
     assert ids.shape[0] == 100 and scores.shape == (100,) and (scores <= 0).all()
+    torch.testing.assert_close(scores, whole_scores, rtol=1e-5, atol=1e-5)
+    assert torch.equal(ids[:, :whole_ids.shape[1]], whole_ids)
+
+
+def test_train_seq2seq_bad_input():
+    model = _model()
     with pytest.raises(TypeError, match="train: expected EncodedPairs"):
         train_seq2seq(model, [1, 2], epochs=1)
-    assert isinstance(train, EncodedPairs)
+    with pytest.raises(ValueError, match="epochs: expected a positive int"):
+        train_seq2seq(model, encode_pairs(*_tiny_pairs()), epochs=0)
+
+
+def _tiny_pairs():
+    pairs = date_pairs(20, seed=0)
+    return pairs, Vocab.build([s for s, _ in pairs]), Vocab.build([t for _, t in pairs])
+
+
+def test_seq2seq_refuses_an_attention_config():
+    with pytest.raises(ValueError, match="config.attention: Seq2Seq has chapter 03's fixed-context decoder"):
+        Seq2Seq(Seq2SeqConfig(attention="dot"))
+    with pytest.raises(ValueError, match="config.attention: expected one of"):
+        AttentionSeq2Seq(Seq2SeqConfig(attention="none"))

@@ -23,7 +23,7 @@ from typing import Callable
 
 import torch
 
-from ..attention import masked_softmax
+from ..attention_rnn import masked_softmax
 from .core import Feedback, call, checker, describe, expect_close, expect_tensor
 
 

@@ -31,7 +31,9 @@ except ImportError:  # macOS, Windows: the definitions below must still parse
     class _NoTriton:
         """Stand-in so that ``@triton.jit`` and ``tl.constexpr`` below parse without Triton."""
 
-        constexpr = None
+        @staticmethod
+        def constexpr(value=None):
+            return value
 
         @staticmethod
         def jit(fn):
@@ -39,8 +41,10 @@ except ImportError:  # macOS, Windows: the definitions below must still parse
 
     triton = tl = _NoTriton()
 
-from course_lib.kernels.checks import check_qkv, check_sm_scale
+from course_lib.attention import check_qkv, check_sm_scale
 
+# exp2 is the hardware instruction: exp(x) = exp2(x * LOG2E); a constexpr global, as Triton requires
+LOG2E = tl.constexpr(1.4426950408889634)
 SUPPORTED_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 SUPPORTED_HEAD_DIMS = (16, 32, 64, 128)  # tl.arange needs a power of two; tl.dot needs >= 16
 
@@ -111,7 +115,7 @@ def _attn_fwd(Q, K, V, Out, LSE, sm_scale,
     acc = tl.zeros((BLOCK_M, HEAD_DIM), dtype=tl.float32)        # running sum of exp2(s - m) v
     # exp2 is the hardware instruction: exp(x) = exp2(x * log2(e)), so fold log2(e) into the
     # scale once; m_i and the LSE are then in log2 units too
-    qk_scale = sm_scale * 1.4426950408889634
+    qk_scale = sm_scale * LOG2E
 
     # Key blocks [0, full_end) need no mask; [full_end, masked_end) do (diagonal, ragged tail).
     # Causal: every key j < start_m * BLOCK_M is visible to every row of this block, and keys
@@ -179,7 +183,7 @@ def _attn_bwd_dkdv(Q, K, V, DO, LSE, Delta, DK, DV, sm_scale,
     v = tl.load(V + kv_offs, mask=key_ok[:, None], other=0.0).to(DOT_DTYPE)
     dk = tl.zeros((BLOCK_N, HEAD_DIM), dtype=tl.float32)
     dv = tl.zeros((BLOCK_N, HEAD_DIM), dtype=tl.float32)
-    qk_scale = sm_scale * 1.4426950408889634
+    qk_scale = sm_scale * LOG2E
 
     # causal: query rows before this block's first key see none of its keys: start below them
     lo = (start_n * BLOCK_N) // BLOCK_M * BLOCK_M if CAUSAL else 0
@@ -228,7 +232,7 @@ def _attn_bwd_dq(Q, K, V, DO, LSE, Delta, DQ, sm_scale,
     lse = tl.load(LSE + off_zh * N_Q + offs_m, mask=row_ok, other=0.0)
     delta = tl.load(Delta + off_zh * N_Q + offs_m, mask=row_ok, other=0.0)
     dq = tl.zeros((BLOCK_M, HEAD_DIM), dtype=tl.float32)
-    qk_scale = sm_scale * 1.4426950408889634
+    qk_scale = sm_scale * LOG2E
 
     hi = tl.minimum((start_m + 1) * BLOCK_M, N_KV) if CAUSAL else N_KV  # causal: skip keys > rows
     for start_n in range(0, hi, BLOCK_N):
@@ -354,6 +358,6 @@ def flash_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: b
     if q.device.type != "cuda" and not _interpreted():
         raise RuntimeError(f"q: the Triton kernel needs CUDA tensors, got device {q.device}; to run "
                            "it on the CPU (slowly) set TRITON_INTERPRET=1 before importing "
-                           "course_lib.kernels.flash_attention")
+                           "course_lib.kernels.flash_triton")
     scale = check_sm_scale(sm_scale, D)
     return FlashAttention.apply(q, k, v, causal, scale, block_m, block_n)
