@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from course_lib.grading import ch04_attention as grading
+from grading_support import fails_with
 
 
 # -- exercise 1: masked softmax ---------------------------------------------------------------------
@@ -131,3 +132,32 @@ def test_dot_attention_context_from_keys_is_named():
     wrong = lambda q, k, v, m: ((dot_attention(q, k, v, m)[1][:, None] @ k)[:, 0], dot_attention(q, k, v, m)[1])  # noqa: E731
     with pytest.raises(AssertionError, match="should weight the values, not the keys"):
         grading.check_dot_attention(wrong, d=5, d_v=5)
+
+
+def test_dot_attention_feedback_gaps_of_issue_11():
+    def inverted(q, k, v, m):
+        w = torch.softmax(torch.einsum("bd,bsd->bs", q, k).masked_fill(m, float("-inf")), -1)
+        return torch.einsum("bs,bsv->bv", w, v), w
+
+    def batch_axis(q, k, v, m):
+        w = torch.softmax(torch.einsum("bd,bsd->bs", q, k).masked_fill(~m, float("-inf")), 0)
+        return torch.einsum("bs,bsv->bv", w.nan_to_num(0.0), v), w
+
+    def from_keys(q, k, v, m):
+        w = torch.softmax(torch.einsum("bd,bsd->bs", q, k).masked_fill(~m, float("-inf")), -1)
+        return torch.einsum("bs,bsd->bd", w, k), w
+
+    def sqrt_dv(q, k, v, m):
+        w = torch.softmax((torch.einsum("bd,bsd->bs", q, k) / math.sqrt(v.shape[-1])).masked_fill(~m, float("-inf")), -1)
+        return torch.einsum("bs,bsv->bv", w, v), w
+
+    fails_with(grading.check_dot_attention, inverted, "the mask is inverted")
+    fails_with(grading.check_dot_attention, batch_axis, "softmax over the wrong axis")
+    fails_with(grading.check_dot_attention, batch_axis, "softmax over the batch axis", lengths=(3, 2, 1))  # NaN columns
+    fails_with(grading.check_dot_attention, from_keys, "weight the values, not the keys")
+    fails_with(grading.check_dot_attention, sqrt_dv, r"sqrt\(d_v\)")
+
+
+def test_general_scores_without_W_a_gets_a_hint():
+    fails_with(grading.check_general_scores, lambda query, keys, W_a: torch.einsum("bd,bsd->bs", query, keys),
+               "did you forget W_a")

@@ -90,8 +90,8 @@ STATS_MISTAKES = [
     (read_twice, "read `blocks` a second time; a stream can be read only once", {}),
     (lambda blocks: (len(blocks), 0.0), r"raised TypeError.*Hint: `blocks` is a stream", {}),
     (lambda blocks: blocks[0], r"raised TypeError.*cannot be indexed", {}),
-    (lambda blocks: online_softmax_stats(blocks)[1], r"returned a torch.Tensor .*expected a tuple \(m, l\)", {}),
-    (lambda blocks: None, r"returned None; expected a tuple \(m, l\)", {}),
+    (lambda blocks: online_softmax_stats(blocks)[1], r"returned a torch.Tensor .*expected a pair \(m, l\)", {}),
+    (lambda blocks: None, r"returned None; expected a pair \(m, l\)", {}),
     (lambda blocks: (torch.zeros(3), 1.0), r"for m; expected one number", {}),
     (lambda blocks: (next(iter(blocks)).max(), 1.0), "read 1 of the 6 blocks", {}),
 ]

@@ -1,5 +1,7 @@
 """course_lib.grading.core: learner code that raises, prints too much or returns the wrong thing
 gets a clear message, never a traceback from the checker."""
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -34,7 +36,7 @@ def test_call_not_answered_yet():
 
 def test_call_reports_the_exception_and_the_learners_line():
     def rnn_step(x):
-        y = x * 2
+        _y = x * 2
         raise ValueError("bad value")
 
     with pytest.raises(Feedback) as info:
@@ -226,3 +228,91 @@ def test_truncate_and_describe():
     assert describe([1]) == "a list of 1 item"
     assert describe(torch.zeros(2, 3)) == "a torch.Tensor of shape (2, 3) and dtype torch.float32"
     assert core.describe(3) == "a int (3)"
+
+
+# -- plain types, the sanitizer and definitions only (issue 11) -------------------------------------
+
+def test_plain_removes_subclasses_that_lie_about_comparisons():
+    class AlwaysEqual(torch.Tensor):
+        @classmethod
+        def __torch_function__(cls, func, types, args=(), kwargs=None):
+            out = super().__torch_function__(func, types, args, kwargs or {})
+            return True if func in (torch.allclose, torch.equal) else out
+
+    class Yes(int):
+        def __eq__(self, other):
+            return True
+
+    liar = torch.zeros(3).as_subclass(AlwaysEqual)
+    assert torch.allclose(liar, torch.ones(3))            # the lie
+    got = core.plain((liar, [Yes(2)], {"k": liar}))
+    assert type(got[0]) is torch.Tensor and not torch.allclose(got[0], torch.ones(3))
+    assert type(got[1][0]) is int and got[1][0] != 3
+    assert type(got[2]["k"]) is torch.Tensor
+    with pytest.raises(AssertionError, match="wrong values"):
+        core.expect_close(core.call(lambda: liar), torch.ones(3), "f")
+
+
+def test_sanitize_rebuilds_the_hand_in_on_the_release():
+    import nbformat
+
+    from course_lib.grading.notebook import nbgrader_meta, sanitize
+
+    def cell(gid, kind="code", text="", **flags):
+        c = nbformat.v4.new_code_cell(text) if kind == "code" else nbformat.v4.new_markdown_cell(text)
+        c.metadata["nbgrader"] = {"grade_id": gid, "grade": False, "solution": False, "locked": True, **flags}
+        return c
+
+    release = nbformat.v4.new_notebook(cells=[
+        cell("setup", text="import torch"), cell("ex1_f", text="raise NotImplementedError()", solution=True,
+                                                 locked=False),
+        cell("ex1_f_tests", text="check(f)", grade=True, points=2), cell("ex2_g", text="stub", solution=True,
+                                                                        locked=False),
+        cell("ex2_g_tests", text="check(g)", grade=True, points=3)])
+    hand_in = nbformat.from_dict(json.loads(json.dumps(release)))
+    hand_in.cells[1].source = "def f(): return 1"
+    hand_in.cells[2].metadata["nbgrader"].update(grade=False, solution=True, points=100)   # re-flagged
+    hand_in.cells.insert(3, nbformat.from_dict(json.loads(json.dumps(hand_in.cells[2]))))  # pasted twice
+    hand_in.cells.insert(3, nbformat.v4.new_code_cell("def helper(): pass"))                # scratch
+    odd = nbformat.v4.new_code_cell("x = 1")
+    odd.metadata["nbgrader"] = {"grade": True, "points": 5}                                 # no grade_id
+    hand_in.cells.append(odd)
+    hand_in.cells = [c for c in hand_in.cells if nbgrader_meta(c).get("grade_id") not in ("ex2_g", "ex2_g_tests")]
+    repairs = sanitize(hand_in, release)
+    ids = [nbgrader_meta(c).get("grade_id") for c in hand_in.cells]
+    assert ids == ["setup", "ex1_f", "ex1_f_tests", None, "ex2_g", "ex2_g_tests"]
+    assert hand_in.cells[1].source == "def f(): return 1" and hand_in.cells[4].source == "stub"
+    assert nbgrader_meta(hand_in.cells[2]) == nbgrader_meta(release.cells[2])
+    assert repairs.missing_answers == ["ex2_g"] and "ex2_g_tests" in repairs.restored
+    assert "ex1_f_tests" in repairs.metadata and len(repairs.dropped) == 2
+
+
+def test_definitions_only_keeps_definitions_and_reports_the_rest():
+    from course_lib.grading.notebook import defined_names, definitions_only
+
+    text = ("import torch\n"
+            "import course_lib.grading.ch01_rnn as g\n"
+            "g.check_rnn_step = lambda *a: None\n"
+            "SCALE = 2 ** 0.5\n"
+            "print('hello')\n"
+            "@torch.no_grad()\n"
+            "def f(x, n=3):\n"
+            "    return x * n\n"
+            "@f\n"
+            "def h():\n"
+            "    pass\n"
+            "class M(torch.nn.Module):\n"
+            "    size: int = 3\n"
+            "    def forward(self, x):\n"
+            "        return x\n"
+            "%timeit f(1)\n")
+    learner = defined_names([text.replace("%timeit f(1)\n", "")])
+    defs = definitions_only(text, learner, {"evil"})
+    namespace: dict = {}
+    exec(defs.code, namespace)
+    assert {"f", "M", "SCALE", "torch", "g"} <= set(namespace) and "h" not in namespace
+    assert [line for line, _ in defs.dropped] == [3, 5, 9, 16]  # @f calls the learner's f
+    assert "line 3: `g.check_rnn_step = lambda *a: None`" in defs.note()
+    assert defs.code.split("\n")[6] == "def f(x, n=3):", "line numbers must stay the learner's"
+    assert definitions_only("import evil\nfrom . import x\n", set(), {"evil"}).code.strip() == ""
+    assert "compile(" in definitions_only("def f(:\n", set()).code

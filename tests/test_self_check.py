@@ -113,7 +113,8 @@ def test_feedback_on_a_learners_mistakes(copy_01, capsys):
     assert code == 1
     assert "Total: 0 / 12 points" in out
     assert "`rnn_step`: looks like you forgot the bias b" in out
-    assert "note: test cell `ex1_rnn_step_tests` was edited or deleted; it was graded with the original cell." in out
+    assert "note: test cell `ex1_rnn_step_tests` was deleted; it was graded with the original cell." in out
+    assert "Test cells missing from your file (run from the release, as autograde does): ex1_rnn_step_tests" in out
     assert "hidden state not carried" in out
     assert "debug debug" not in out, "a learner's huge output must not flood the report"
     assert "the cell was stopped after 8 s, the time limit for one cell" in out
@@ -176,3 +177,33 @@ def test_source_notebooks_are_well_formed():
             assert "### BEGIN SOLUTION" in "".join(cell["source"]), (path, meta(cell)["grade_id"])
         for cell in nb["cells"]:
             assert cell["cell_type"] != "code" or (not cell.get("outputs") and cell.get("execution_count") is None)
+
+
+def test_points_and_test_cells_come_from_the_release_and_crashes_are_reported(copy_01, capsys):
+    """Issue 11: 100 points per test cell, a deleted test cell, a check replaced at top level, a kernel
+    killed by os._exit and a loop that ignores the interrupt; only exercises 4 and 5 are right."""
+    source = nbformat.read(SOURCE_01, 4)
+    solution = {meta(c)["grade_id"]: "\n".join(line for line in c.source.split("\n") if "### " not in line)
+                for c in source.cells if meta(c).get("solution")}
+    nb = nbformat.read(copy_01, 4)
+    for cell in nb.cells:
+        if meta(cell).get("grade"):
+            meta(cell)["points"] = 100
+    set_answer(nb, "ex1_rnn_step", "import course_lib.grading.ch01_rnn as g\n"
+                                   "g.check_rnn_step = lambda *a, **k: None\n"
+                                   "def rnn_step(x_t, h, W_x, W_h, b):\n    raise NotImplementedError()\n")
+    set_answer(nb, "ex2_rnn_forward", "def rnn_forward(step, x, h0):\n    import os\n    os._exit(1)\n")
+    set_answer(nb, "ex3_grad_norms", "def grad_norms_by_distance(rnn, x):\n    import signal\n"
+                                     "    signal.signal(signal.SIGINT, signal.SIG_IGN)\n    while True:\n        pass\n")
+    set_answer(nb, "ex4_temperature", solution["ex4_temperature"])
+    set_answer(nb, "ex5_generate", solution["ex5_generate"])
+    nb.cells = [c for c in nb.cells if meta(c).get("grade_id") != "ex5_generate_tests"]
+    nbformat.write(nb, copy_01)
+    code, out = run_main(capsys, copy_01, "--timeout", "5")
+    assert code == 1, out
+    assert "Total: 5 / 12 points" in out
+    assert "[ok] Exercise 4: temperature: 2 / 2 points" in out
+    assert "[ok] Exercise 5: sampling, carrying the hidden state: 3 / 3 points" in out
+    assert "Test cells missing from your file (run from the release, as autograde does): ex5_generate_tests" in out
+    assert "the kernel died while running this cell" in out
+    assert "the cell was stopped after 5 s, the time limit for one cell" in out

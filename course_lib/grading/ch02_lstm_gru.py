@@ -24,7 +24,7 @@ from typing import Callable
 
 import torch
 
-from .core import Feedback, call, checker, describe, expect_close, expect_tensor
+from .core import Feedback, call, checker, describe, expect_close, expect_tensor, expect_tuple, generator
 
 _LSTM = ("c_t = sigmoid(f) * c_{t-1} + sigmoid(i) * tanh(g), h_t = sigmoid(o) * tanh(c_t), "
          "with the blocks i, f, g, o in that order")
@@ -38,14 +38,7 @@ _MATMUL_HINTS = {
 }
 
 
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(int(seed))
-
-
-def _pair(result, name: str, what: str) -> tuple:
-    if isinstance(result, torch.Tensor) or not isinstance(result, (tuple, list)) or len(result) != 2:
-        raise Feedback(f"`{name}` returned {describe(result)}; expected a pair {what}: `return {what[1:-1]}`.")
-    return tuple(result)
+_gen = generator
 
 
 # -- exercise 1: one LSTM step ------------------------------------------------------------------------
@@ -80,7 +73,7 @@ def check_lstm_step(lstm_step: Callable, *, seed: int = 0, batch: int = 3, input
     b = 0.5 * torch.randn(4 * d, generator=g)
     args = (x_t, h, c, W_x, W_h, b)
     result = call(lstm_step, *args, name="lstm_step", hints=_MATMUL_HINTS)
-    got_h, got_c = _pair(result, "lstm_step", "(h_new, c_new)")
+    got_h, got_c = expect_tuple(result, "lstm_step", ("h_new", "c_new"))
     want_h, want_c = _lstm_variant(*args)
     for value, label in ((got_h, "h_new"), (got_c, "c_new")):
         expect_tensor(value, {"B": B, "d_hidden": d}, f"lstm_step ({label})")
@@ -239,7 +232,7 @@ def check_lstm_forward(lstm_forward: Callable, *, seed: int = 0, batch: int = 2,
         return h_new, c_new
 
     result = call(lstm_forward, step, x, (h0, c0), name="lstm_forward")
-    states, last = _pair(result, "lstm_forward", "(states, (h_T, c_T))")
+    states, last = expect_tuple(result, "lstm_forward", ("states", "(h_T, c_T)"))
     if len(calls) != T:
         raise Feedback(f"`lstm_forward` called `step` {len(calls)} times for a sequence of T = {T} steps; "
                        "call it exactly once per time step: for t in range(T).")
@@ -283,7 +276,7 @@ def check_lstm_forward(lstm_forward: Callable, *, seed: int = 0, batch: int = 2,
         "states[:, t] should be the h returned by step t; yours are the h passed into each step "
         "(shifted by one).": lambda: torch.stack([cl[1] for cl in calls], dim=1),
     })
-    h_T, c_T = _pair(last, "lstm_forward (last state)", "(h_T, c_T)")
+    h_T, c_T = expect_tuple(last, "lstm_forward (last state)", ("h_T", "c_T"))
     h_T = expect_tensor(h_T, {"B": B, "d_hidden": d}, "lstm_forward (h_T)")
     c_T = expect_tensor(c_T, {"B": B, "d_hidden": d}, "lstm_forward (c_T)")
     if same(h_T, calls[-1][4]) and same(c_T, calls[-1][3]):

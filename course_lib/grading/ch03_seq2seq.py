@@ -24,13 +24,12 @@ import torch
 import torch.nn.functional as F
 
 from ..seq2seq import greedy_decode
-from .core import Feedback, call, checker, describe, expect_close, expect_tensor
+from .core import Feedback, call, checker, describe, expect_close, expect_tensor, generator
 
 PAD, BOS, EOS = 0, 1, 2
 
 
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(int(seed))
+_gen = generator
 
 
 def _mask(lengths: list[int], S: int) -> torch.Tensor:
@@ -153,7 +152,7 @@ def _toy_tables(seed: int, vocab: int, batch: int, max_len: int) -> torch.Tensor
 def _greedy_variant(tables: torch.Tensor, max_len: int, *, feed_back: bool = True, stop_at_eos: bool = True,
                     stop_at_first: bool = False, keep_eos: bool = True, keep_bos: bool = False,
                     argmin: bool = False) -> torch.Tensor:
-    B, V = tables.shape[0], tables.shape[1]
+    B = tables.shape[0]
     rows = torch.arange(B)
     last = torch.full((B,), BOS)
     out, finished = [], torch.zeros(B, dtype=torch.bool)

@@ -24,11 +24,10 @@ from typing import Callable
 import torch
 
 from ..attention_rnn import masked_softmax
-from .core import Feedback, call, checker, describe, expect_close, expect_tensor
+from .core import Feedback, call, checker, describe, expect_close, expect_tensor, generator, plain
 
 
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(int(seed))
+_gen = generator
 
 
 def _mask(lengths, S: int) -> torch.Tensor:
@@ -145,6 +144,8 @@ def check_general_scores(general_scores: Callable, *, seed: int = 0, batch: int 
     got = call(general_scores, query, keys, W_a, name="general_scores", hints={
         "cannot be multiplied": "query @ W_a has shape (B, d_k); then a dot product with each key: "
                                 "(keys @ (query @ W_a)[:, :, None])[..., 0], or torch.einsum('bk,bsk->bs', ...).",
+        "einsum()": "did you forget W_a? The query has d_q features and a key d_k; the general score puts "
+                    "W_a (d_q, d_k) between them: torch.einsum('bq,qk,bsk->bs', query, W_a, keys).",
     })
     got = expect_tensor(got, {"B": batch, "S": S}, "general_scores")
     want = torch.einsum("bq,qk,bsk->bs", query, W_a, keys)
@@ -187,11 +188,28 @@ def check_dot_attention(dot_attention: Callable, *, seed: int = 0, lengths: tupl
         raise Feedback("`dot_attention` returned (weights, context); return them in the order (context, weights).")
     scores = torch.einsum("bd,bsd->bs", query, keys)
     want_w = masked_softmax(scores, mask)
+    weights, context = plain(weights), plain(context)
+    if isinstance(weights, torch.Tensor) and tuple(weights.shape) == (B, S) and weights.is_floating_point() \
+            and not bool(torch.isfinite(weights).all()):
+        # NaN weights: a fully masked row; name the mistake that produces exactly these
+        for message, candidate in (
+                ("the mask is inverted: True marks the real positions, which may be attended to; fill the "
+                 "others: scores.masked_fill(~mask, float('-inf')).",
+                 torch.softmax(scores.masked_fill(mask, float("-inf")), -1)),
+                ("softmax over the batch axis: each row is a distribution over the S source positions of "
+                 "one sequence (dim=-1).", torch.softmax(scores.masked_fill(~mask, float("-inf")), 0))):
+            if torch.allclose(weights.double().nan_to_num(0.0), candidate.double().nan_to_num(0.0), atol=1e-5):
+                raise Feedback(f"`dot_attention (weights)`: {message}")
+    if isinstance(context, torch.Tensor) and tuple(context.shape) == (B, d) and d != d_v:
+        raise Feedback("`dot_attention (context)` has the width of the keys, (B, d): the context should "
+                       "weight the values, not the keys: sum_s weights[b, s] values[b, s].")
     weights = expect_tensor(weights, {"B": B, "S": S}, "dot_attention (weights)")
     expect_close(weights, want_w, "dot_attention (weights)", mistakes={
         "the mask is ignored: padded positions got weight. " + _MASK_HINT: lambda: torch.softmax(scores, -1),
         "looks like you divided the scores by sqrt(d); Luong's dot score has no scale (chapter 05 adds it).":
             lambda: masked_softmax(scores / math.sqrt(d), mask),
+        "looks like you divided the scores by sqrt(d_v), the values' width; Luong's dot score has no "
+        "scale (and chapter 05's scale uses the keys' width d).": lambda: masked_softmax(scores / math.sqrt(d_v), mask),
         "softmax over the wrong axis: each row is a distribution over the S source positions (dim=-1).":
             lambda: torch.softmax(scores.masked_fill(~mask, float("-inf")), 0).nan_to_num(0.0),
         "you returned the scores; the weights are their masked softmax.": lambda: scores,

@@ -24,23 +24,18 @@ from typing import Callable
 
 import torch
 
-from .core import Feedback, call, checker, describe, expect_close, expect_tensor
+from ..attention import split_heads
+from .core import Feedback, call, checker, expect_close, expect_tensor, expect_tuple, generator
 
 _EQUATION = "softmax(Q K^T / sqrt(d_k)) V"
 
 
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(int(seed))
-
-
-def _pair(got, name: str, first: str, second: str):
-    if not (isinstance(got, (tuple, list)) and len(got) == 2):
-        raise Feedback(f"`{name}` returned {describe(got)}; expected a pair ({first}, {second}): "
-                       f"`return {first}, {second}`.")
-    return got
+_gen = generator
 
 
 def _reference(q, k, v, mask=None, scale=True):
+    # Not course_lib.attention.naive_attention: that one takes (B, H, T, D) with v as wide as q, and
+    # these checks use values of another width (D_v != D) to tell the axes apart.
     scores = q @ k.transpose(-2, -1)
     if scale:
         scores = scores / math.sqrt(q.shape[-1])
@@ -73,7 +68,7 @@ def check_scaled_attention(attention: Callable, *, seed: int = 0, batch: int = 2
         "Expected size for first two dimensions": "q (B, T, D) times k^T (B, D, S) gives the (B, T, S) scores: "
                                                   "transpose the last two axes of k, k.transpose(-2, -1).",
     })
-    out, weights = _pair(got, "attention", "output", "weights")
+    out, weights = expect_tuple(got, "attention", ("output", "weights"))
     if isinstance(out, torch.Tensor) and isinstance(weights, torch.Tensor) \
             and tuple(out.shape) == (batch, T, S) and tuple(weights.shape) == (batch, T, D_v) and S != D_v:
         raise Feedback("`attention` returned (weights, output); return them in the order (output, weights).")
@@ -155,7 +150,7 @@ def check_masked_attention(masked_attention: Callable, *, seed: int = 0, lengths
         "Subtraction, the `-` operator, with a bool tensor": "mask is a bool tensor; invert it with ~mask, not 1 - mask.",
         "expected a bool": "mask is a bool tensor; invert it with ~mask.",
     })
-    out, weights = _pair(got, "masked_attention", "output", "weights")
+    out, weights = expect_tuple(got, "masked_attention", ("output", "weights"))
     weights = expect_tensor(weights, {"B": B, "T": T, "S": S}, "masked_attention (weights)", finite=False)
     if weights.is_floating_point() and not bool(torch.isfinite(weights).all()):
         inverted = _reference(q, k, v, ~mask)[1]
@@ -188,9 +183,7 @@ def check_masked_attention(masked_attention: Callable, *, seed: int = 0, lengths
 
 # -- exercise 4: split and merge heads ----------------------------------------------------------------
 
-def _split(x: torch.Tensor, H: int) -> torch.Tensor:
-    B, T, C = x.shape
-    return x.view(B, T, H, C // H).transpose(1, 2)
+_split = split_heads  # the library is the reference
 
 
 @checker

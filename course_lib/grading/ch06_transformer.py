@@ -24,13 +24,11 @@ from typing import Callable
 
 import torch
 
-from ..attention import MultiHeadAttention
-from ..transformer import FeedForward
-from .core import Feedback, call, checker, describe, expect_close, expect_tensor
+from ..transformer import EncoderLayer
+from .core import Feedback, call, checker, describe, expect_close, expect_tensor, generator
 
 
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(int(seed))
+_gen = generator
 
 
 # -- exercise 1: LayerNorm --------------------------------------------------------------------------------
@@ -47,15 +45,18 @@ def check_layer_norm(layer_norm: Callable, *, seed: int = 0, batch: int = 2, T: 
     """``layer_norm(x (B, T, C), gain (C,), bias (C,), eps=1e-5)`` must normalise each position's C
     channels to mean 0 and (biased) variance 1, then scale by gain and shift by bias.
 
-    ``scale`` is the spread of x; at ``scale=1e-3`` the variance is near eps, where eps placed
-    outside the square root (or forgotten) shows."""
+    ``scale`` is the spread of x (around a mean of 2 * scale, so that float32 loses nothing to
+    cancellation); at ``scale=1e-3`` the variance is near eps, where eps placed outside the square
+    root (or forgotten) shows. The reference is float64 (``F.layer_norm`` on doubles), so torch's own
+    implementations (``F.layer_norm``, ``nn.LayerNorm``, ``var_mean`` + ``rsqrt``, float64) pass."""
     g = _gen(6100 + seed)
-    x = scale * torch.randn(batch, T, C, generator=g) + 2.0
+    x = scale * torch.randn(batch, T, C, generator=g) + 2.0 * scale
     gain, bias = 1.0 + 0.5 * torch.randn(C, generator=g), torch.randn(C, generator=g)
     got = call(layer_norm, x, gain, bias, name="layer_norm")
     got = expect_tensor(got, {"B": batch, "T": T, "C": C}, "layer_norm")
     eps = 1e-5
-    expect_close(got, _ln(x, gain, bias), "layer_norm", mistakes={
+    want = torch.nn.functional.layer_norm(x.double(), (C,), gain.double(), bias.double(), eps)  # float64
+    expect_close(got, want, "layer_norm", mistakes={
         "looks like you used the unbiased variance (divide by C - 1); LayerNorm divides by C: "
         "x.var(dim=-1, unbiased=False) or ((x - mean) ** 2).mean(-1).": lambda: _ln(x, gain, bias, unbiased=True),
         "you normalised over the wrong axis: LayerNorm normalises each position's vector over its C "
@@ -76,6 +77,7 @@ def check_layer_norm(layer_norm: Callable, *, seed: int = 0, batch: int = 2, T: 
 # -- exercise 2: the encoder block -----------------------------------------------------------------------
 
 def _block(x, sa, ff, n1, n2, norm_first):
+    """The block with its parts passed in, to compute the known mistakes (the reference is EncoderLayer)."""
     if norm_first:
         x = x + sa(n1(x))
         return x + ff(n2(x))
@@ -91,9 +93,8 @@ def check_encoder_block(encoder_block: Callable, *, seed: int = 0, norm_first: b
     ``x + sa(norm1(x))`` then ``x + ff(norm2(x))``; post-norm ``norm1(x + sa(x))`` then
     ``norm2(x + ff(x))``. The four callables each map (B, T, C) -> (B, T, C)."""
     torch.manual_seed(6200 + seed)  # the modules draw their weights from the global generator
-    mha = MultiHeadAttention(C, 2).eval()
-    ffn = FeedForward(C, 2 * C).eval()
-    n1, n2 = torch.nn.LayerNorm(C), torch.nn.LayerNorm(C)
+    layer = EncoderLayer(C, 2, 2 * C, dropout=0.0, norm_first=norm_first).eval()  # the library: the reference
+    mha, ffn, n1, n2 = layer.self_attn, layer.ff, layer.norm1, layer.norm2
     with torch.no_grad():
         for n in (n1, n2):
             n.weight.normal_(1.0, 0.5)
@@ -107,7 +108,7 @@ def check_encoder_block(encoder_block: Callable, *, seed: int = 0, norm_first: b
         got = call(encoder_block, x, sa, ffn, n1, n2, norm_first, name="encoder_block")
         got = expect_tensor(got, {"B": batch, "T": T, "C": C}, "encoder_block")
         kind = "pre-norm" if norm_first else "post-norm"
-        want = _block(x, sa, ffn, n1, n2, norm_first)
+        want = layer(x)
         mistakes = {
             f"with norm_first={norm_first} this is {kind}, but you computed the other placement. Pre-norm: "
             "x + sa(norm1(x)); post-norm: norm1(x + sa(x)).": lambda: _block(x, sa, ffn, n1, n2, not norm_first),

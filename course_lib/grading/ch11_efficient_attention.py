@@ -33,15 +33,14 @@ from typing import Any, Callable
 
 import torch
 
-from .core import Feedback, call, checker, describe, expect_close, expect_tensor
+from .core import Feedback, call, checker, describe, expect_close, expect_tensor, expect_tuple, generator
 
 _NEG_INF = float("-inf")
 _STATE = ("m (B, T) is the running max of the scores, l (B, T) the sum of exp(s - m), "
           "o (B, T, D) the sum of exp(s - m) v")
 
 
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(int(seed))
+_gen = generator
 
 
 def _rescaled(m_old: torch.Tensor, m_new: torch.Tensor, sign: int = 1) -> torch.Tensor:
@@ -64,14 +63,6 @@ def _scalar(value: Any, name: str, what: str) -> torch.Tensor:
         return value.detach().reshape(()).to(torch.float64)
     raise Feedback(f"`{name}` returned {describe(value)} for {what}; expected one number "
                    "(a Python float or a 0-d tensor), the statistic of the whole stream.")
-
-
-def _tuple(got: Any, name: str, names: tuple[str, ...]) -> tuple:
-    if not (isinstance(got, (tuple, list)) and len(got) == len(names)):
-        listed = ", ".join(names)
-        raise Feedback(f"`{name}` returned {describe(got)}; expected a tuple ({listed}): "
-                       f"`return {listed}`.")
-    return tuple(got)
 
 
 # -- exercise 1: the online softmax over a stream ----------------------------------------------------
@@ -127,7 +118,7 @@ def _run_stream(fn: Callable, blocks: list[torch.Tensor]) -> tuple[torch.Tensor,
         "not subscriptable": "`blocks` is a stream: loop over it with `for x in blocks:`; it cannot be "
                              "indexed.",
     })
-    m, l = _tuple(got, name, ("m", "l"))
+    m, l = expect_tuple(got, name, ("m", "l"))
     return _scalar(m, name, "m"), _scalar(l, name, "l"), stream
 
 
@@ -287,7 +278,7 @@ def check_merge_states(merge_states: Callable, *, seed: int = 0, batch: int = 2,
         "must match the size": "m and l are (B, T) and o is (B, T, D): a factor of shape (B, T) must be "
                                "unsqueezed, factor[..., None], before it multiplies o.",
     })
-    m, l, o = _tuple(got, name, ("m", "l", "o"))
+    m, l, o = expect_tuple(got, name, ("m", "l", "o"))
     m = expect_tensor(m, {"B": batch, "T": T}, f"{name} (m)", finite=False)
     l = expect_tensor(l, {"B": batch, "T": T}, f"{name} (l)", finite=False)
     o = expect_tensor(o, {"B": batch, "T": T, "D": D}, f"{name} (o)", finite=False)
