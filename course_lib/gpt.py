@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib.attention import BACKENDS, scaled_dot_product_attention
+from course_lib.attention import BACKENDS, naive_attention, scaled_dot_product_attention
 from course_lib.utils import check_choice, check_int, check_shape
 
 # The real GPT-2 small weights (124M), only fetched with COURSE_ALLOW_DOWNLOAD=1 (548,105,171 bytes)
@@ -136,6 +136,8 @@ class CausalSelfAttention(nn.Module):
         self.qkv = nn.Linear(config.d_model, (config.n_heads + 2 * config.n_kv_heads) * config.d_head)
         self.out = nn.Linear(config.d_model, config.d_model)
         self.backend = config.backend
+        self.record = False   # when True, forward keeps its attention weights in self.weights
+        self.weights: Optional[torch.Tensor] = None   # (B, H, T, S)
 
     def forward(self, x: torch.Tensor, cache: Optional[KVCache] = None, layer: int = 0) -> torch.Tensor:
         """x (B, T, C) -> (B, T, C); with ``cache``, attends to its S - T earlier positions too."""
@@ -151,7 +153,10 @@ class CausalSelfAttention(nn.Module):
         if Hkv != H:  # each k/v head serves H / Hkv query heads (the cache keeps only Hkv)
             k = k.repeat_interleave(H // Hkv, dim=1)  # (B, H, S, D)
             v = v.repeat_interleave(H // Hkv, dim=1)
-        if S == T:      # no earlier positions: the usual causal mask
+        if self.record:  # the reference path, which also returns the weights
+            mask = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(diagonal=S - T)
+            y, self.weights = naive_attention(q, k, v, mask=mask)
+        elif S == T:    # no earlier positions: the usual causal mask
             y = scaled_dot_product_attention(q, k, v, causal=True, backend=self.backend)
         elif T == 1:    # one new position sees every cached one: no mask at all
             y = scaled_dot_product_attention(q, k, v, backend=self.backend)
@@ -245,6 +250,19 @@ class GPT(nn.Module):
         weight = self.tok.weight if self.head is None else self.head.weight
         self.positions_processed += B * T
         return x @ weight.T, cache                                       # (B, T, V)
+
+    @torch.no_grad()
+    def attention_weights(self, ids: torch.Tensor) -> torch.Tensor:
+        """The attention weights of every layer and head on ``ids`` (B, T): (L, B, H, T, T)."""
+        attns = [block.attn for block in self.blocks]
+        for a in attns:
+            a.record = True
+        try:
+            self(ids)
+            return torch.stack([a.weights for a in attns])
+        finally:
+            for a in attns:
+                a.record, a.weights = False, None
 
     # --- Hugging Face GPT-2 -------------------------------------------------------------------
     @classmethod

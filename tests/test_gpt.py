@@ -172,3 +172,13 @@ def test_cache_grown_past_the_block_is_refused():
         model(torch.zeros(1, 16, dtype=torch.long), cache)
         with pytest.raises(ValueError, match=r"ids: expected at most block_size = 16 positions .* 16 cached \+ 1 new"):
             model(torch.zeros(1, 1, dtype=torch.long), cache)
+
+
+def test_attention_weights_are_causal_distributions():
+    model = GPT(GPTConfig.small(vocab_size=30, block_size=16, d_model=32, n_kv_heads=2)).eval()
+    ids = torch.randint(0, 30, (2, 9), generator=torch.Generator().manual_seed(0))
+    weights = model.attention_weights(ids)
+    assert weights.shape == (2, 2, 4, 9, 9)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(2, 2, 4, 9))
+    assert (weights.triu(diagonal=1) == 0).all()
+    assert all(not block.attn.record for block in model.blocks)
