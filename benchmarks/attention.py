@@ -119,7 +119,7 @@ def cpu_case(backend: str, N: int, D: int, causal: bool, mode: str, repeats: int
     step()  # the first call at size N: its peak RSS is what the process had to get from the OS
     rss_peak = rss_bytes() - before
     times = []
-    for i in range(repeats + 1):  # one more warm-up call, then the timed ones
+    for _ in range(repeats + 1):  # one more warm-up call, then the timed ones
         for t in (q, k, v):
             t.grad = None
         start = time.perf_counter()

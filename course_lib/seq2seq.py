@@ -319,7 +319,7 @@ def beam_search(step: StepFn, state: Any, batch_size: int, *, beam_size: int, bo
         token = (index % V).reshape(-1)                                     # which next token
         rows = (torch.arange(B, device=device)[:, None] * K + parent).reshape(-1)
         prefix = torch.cat([prefix[rows], token[:, None]], dim=1)
-        state = _map_state(state, lambda t: t.index_select(0, rows))
+        state = _map_state(state, lambda t, rows=rows: t.index_select(0, rows))
         finished = finished[rows] | (token == eos_id)
         if bool(finished.all()):
             break

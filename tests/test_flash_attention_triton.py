@@ -153,7 +153,7 @@ def test_compiled_kernel_on_gpu():
 
         sdpa_fn = torch.nn.functional.scaled_dot_product_attention
         ours = run(lambda a, b, c, causal=causal: flash_attention(a, b, c, causal=causal), q, k, v)
-        sdpa = run(lambda a, b, c, causal=causal: sdpa_fn(a, b, c, is_causal=causal), q, k, v)
+        sdpa = run(lambda a, b, c, causal=causal, sdpa_fn=sdpa_fn: sdpa_fn(a, b, c, is_causal=causal), q, k, v)
         f32 = [t.detach().float().requires_grad_() for t in (q, k, v)]
         ref = run(lambda a, b, c, causal=causal: reference(a, b, c, causal).float(), *f32)
         for key, a, b, r in zip(("out", "dq", "dk", "dv"), ours, sdpa, ref):
