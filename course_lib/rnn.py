@@ -1,7 +1,7 @@
 """Recurrent networks written as the step-by-step loop they are: the plain RNN (chapter 01), the
 gated LSTM and GRU (chapter 02), and a character language model built on any of them.
 
-Glossary: B batch, T time steps, C input features, d_hidden the width of the hidden state, V vocab.
+Glossary: B batch, T time steps, C channels (the size of each input vector), d_hidden the width of the hidden state, V vocab.
 """
 from __future__ import annotations
 
