@@ -574,19 +574,27 @@ def t5_loss(model: T5, batch: Sequence[torch.Tensor]) -> torch.Tensor:
                            ignore_index=model.config.pad_id)
 
 
-def random_batches(data: EncodedPairs, *, steps: int, batch_size: int, seed: int = 0) -> list[tuple]:
-    """``steps`` batches drawn at random (with replacement across batches) from ``data``, each cut
-    to its longest source and target, so that short examples cost little."""
+def random_batches(data: EncodedPairs, *, steps: int, batch_size: int, seed: int = 0,
+                   group: int = 16) -> list[tuple]:
+    """``steps`` batches drawn at random from ``data``: ``group`` batches' worth of examples at a
+    time, sorted by source length and cut into batches, each trimmed to its longest source and
+    target, so that a batch of short examples does not pay for a long one. Batch order shuffled."""
     check_int(steps, "steps")
     check_int(batch_size, "batch_size")
+    check_int(group, "group")
     g = torch.Generator().manual_seed(seed)
     n, out = data.src.shape[0], []
-    for _ in range(steps):
-        idx = torch.randint(0, n, (batch_size,), generator=g)
-        src, src_mask, tgt_in, tgt_out = (t[idx] for t in data)
-        S, T = int(src_mask.sum(1).max()), int((tgt_out != 0).sum(1).max())
-        out.append((src[:, :S], src_mask[:, :S], tgt_in[:, :T], tgt_out[:, :T]))
-    return out
+    lengths = data.src_mask.sum(1)                                      # (n,)
+    while len(out) < steps:
+        pool = torch.randint(0, n, (group * batch_size,), generator=g)
+        pool = pool[torch.argsort(lengths[pool], stable=True)]
+        chunk = []
+        for idx in pool.split(batch_size):
+            src, src_mask, tgt_in, tgt_out = (t[idx] for t in data)
+            S, T = int(src_mask.sum(1).max()), int((tgt_out != 0).sum(1).max())
+            chunk.append((src[:, :S], src_mask[:, :S], tgt_in[:, :T], tgt_out[:, :T]))
+        out += [chunk[i] for i in torch.randperm(len(chunk), generator=g).tolist()]
+    return out[:steps]
 
 
 def train_t5(model: T5, data: EncodedPairs, *, steps: int, batch_size: int = 64, lr: float = 3e-3,
