@@ -152,7 +152,9 @@ def test_learns_to_copy_quickly():
     src_mask = torch.ones_like(src, dtype=torch.bool)
     tgt_in = torch.cat([torch.ones(512, 1, dtype=torch.long), src], dim=1)
     tgt_out = torch.cat([src, torch.full((512, 1), 2)], dim=1)
-    history = train_transformer(model, (src, src_mask, tgt_in, tgt_out), epochs=8, batch_size=32,
+    # 16 epochs: exact match 0.96-1.00 over seeds 0-3 here; at 8 epochs it was 0.84-0.94, which
+    # crossed the 0.9 bar from one CPU to another
+    history = train_transformer(model, (src, src_mask, tgt_in, tgt_out), epochs=16, batch_size=32,
                                 warmup=50, factor=0.5, label_smoothing=0.0, progress=False)
     assert history.train_loss[-1] < 0.1 * history.train_loss[0]
     ids, _ = decode(model, src[:50], src_mask[:50], bos_id=1, eos_id=2, max_len=6)
