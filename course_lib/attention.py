@@ -438,3 +438,61 @@ class LearnedPositions(nn.Module):
         if T > self.max_len:
             raise ValueError(f"x: expected at most max_len = {self.max_len} positions, got T = {T}")
         return x + self.weight[:T]
+
+
+# --- relative positions inside attention: RoPE and ALiBi (chapter 05) ---------------------------
+def rope_angles(T: int, d_head: int, base: float = 10000.0, offset: int = 0) -> torch.Tensor:
+    """Rotation angles of rotary position embeddings, (T, d_head / 2)::
+
+        angle[t, i] = (t + offset) * theta_i,    theta_i = base^(-2i / d_head)
+
+    the frequencies of :func:`sinusoidal_positions`, one per pair of channels.
+    """
+    check_int(T, "T")
+    check_int(d_head, "d_head")
+    check_int(offset, "offset", minimum=0)
+    if d_head % 2:
+        raise ValueError(f"d_head: expected an even number (channels rotate in pairs), got {d_head}")
+    if not base > 1:
+        raise ValueError(f"base: expected a number > 1, got {base!r}")
+    position = torch.arange(offset, offset + T, dtype=torch.float32)[:, None]         # (T, 1)
+    theta = base ** (-torch.arange(0, d_head, 2, dtype=torch.float32) / d_head)      # (D / 2,)
+    return position * theta                                                          # (T, D / 2)
+
+
+def apply_rope(x: torch.Tensor, base: float = 10000.0, offset: int = 0) -> torch.Tensor:
+    """Rotary position embedding (Su et al., 2021, RoFormer): rotate each pair of channels
+    (2i, 2i + 1) of the query or key at position t by the angle t * theta_i.
+
+    x (B, H, T, D) -> (B, H, T, D). Applied to q and k (not v) before the scores, it makes
+    q_t . k_s depend on the positions only through t - s, because R_t^T R_s = R_{s - t}.
+    ``offset`` is the position of the first row (for a decoder with a cache).
+    """
+    dims = check_shape(x, ("B", "H", "T", "D"), "x")
+    angle = rope_angles(dims["T"], dims["D"], base, offset).to(x.device)           # (T, D / 2)
+    cos, sin = torch.cos(angle).to(x.dtype), torch.sin(angle).to(x.dtype)
+    even, odd = x[..., 0::2], x[..., 1::2]                                          # (B, H, T, D / 2)
+    rotated = torch.stack((even * cos - odd * sin, even * sin + odd * cos), dim=-1)  # (B, H, T, D / 2, 2)
+    return rotated.flatten(-2)                                                       # (B, H, T, D)
+
+
+def alibi_slopes(n_heads: int) -> torch.Tensor:
+    """ALiBi's head slopes m_h (Press et al., 2022), (H,): the geometric sequence 2^(-8h/H),
+    h = 1..H, for H a power of two; otherwise the paper's rule: the slopes of the closest smaller
+    power of two n, then every other slope of 2n for the remaining heads."""
+    check_int(n_heads, "n_heads")
+    n = 2 ** math.floor(math.log2(n_heads))
+    slopes = [2 ** (-8 * h / n) for h in range(1, n + 1)]
+    slopes += [2 ** (-8 * h / (2 * n)) for h in range(1, 2 * n + 1, 2)][: n_heads - n]
+    return torch.tensor(slopes)
+
+
+def alibi_bias(n_heads: int, T: int, S: Optional[int] = None) -> torch.Tensor:
+    """ALiBi's additive bias, (1, H, T, S): ``-m_h * |t - s|``, for the ``bias=`` argument of
+    :func:`scaled_dot_product_attention`. Press et al. use it with a causal mask (s <= t), where
+    it is ``-m_h * (t - s)``: a penalty growing linearly with the distance back, no position
+    vectors at all. The absolute value extends it to keys after t for a bidirectional encoder."""
+    check_int(T, "T")
+    S = T if S is None else check_int(S, "S")
+    distance = (torch.arange(T)[:, None] - torch.arange(S)[None, :]).abs()         # (T, S)
+    return -alibi_slopes(n_heads)[None, :, None, None] * distance                  # (1, H, T, S)

@@ -127,6 +127,25 @@ def count_params(model: torch.nn.Module, trainable_only: bool = True) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
+def graph_depth(output: torch.Tensor) -> int:
+    """Longest chain of autograd operations from ``output`` back to a leaf: the number of steps
+    that must run one after another to compute it (chapters 01 and 05). Memoised, no recursion."""
+    if not isinstance(output, torch.Tensor) or output.grad_fn is None:
+        raise ValueError(f"output: expected a tensor computed from inputs that require grad, got {output!r:.80}")
+    depth, stack = {}, [(output.grad_fn, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if node in depth:
+            continue
+        children = [child for child, _ in node.next_functions if child is not None]
+        if children_done:
+            depth[node] = 1 + max((depth[child] for child in children), default=0)
+        else:
+            stack.append((node, True))
+            stack.extend((child, False) for child in children if child not in depth)
+    return depth[output.grad_fn]
+
+
 def banner(seed: int = 0) -> torch.device:
     """Print versions, device, mode and seed at the top of a notebook; seed; return the device."""
     import sys

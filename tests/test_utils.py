@@ -49,3 +49,15 @@ def test_fast_mode_switch(monkeypatch):
     assert fast_mode() and pick("small", "big") == "small"
     monkeypatch.setenv("COURSE_FAST", "0")
     assert not fast_mode() and pick("small", "big") == "big"
+
+
+def test_graph_depth_counts_the_longest_chain():
+    from course_lib.utils import graph_depth
+    x = torch.randn(3, requires_grad=True)
+    assert graph_depth((x * 2).sum()) == 3               # leaf accumulator, mul, sum
+    chain = x
+    for _ in range(10):
+        chain = chain * 2
+    assert graph_depth(chain.sum()) == 12                # ten multiplications in a row
+    with pytest.raises(ValueError, match="output: expected a tensor computed"):
+        graph_depth(torch.ones(2))
