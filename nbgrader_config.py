@@ -35,21 +35,46 @@ c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedE
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
 # -- Autograding --------------------------------------------------------------------------------
-# Every cell is stopped after this many seconds. The longest legitimate exercise cell takes a few
+# course_lib/grading/nbgrader_plugins.py replaces two steps of nbgrader's autograde:
+# - SanitizeHandIn, before OverwriteCells: the hand-in is rebuilt on the release's cells (a copied,
+#   deleted or re-flagged cell is graded as if untouched, instead of failing the whole notebook), and
+#   its stored scores are set to 0 and flagged, so that a run that fails never leaves an old score.
+# - GradingExecute, instead of Execute: the learner's code runs in sandboxed kernels (bubblewrap:
+#   read-only root, the course directory and the exchange hidden, only a working copy of the hand-in
+#   writable, no network; without bwrap it runs unsandboxed and says so loudly in the log), one kernel
+#   per exercise, answer cells contributing only their definitions, output capped per cell, and a
+#   timeout or a dead kernel costing only that cell. See docs/instructors.md.
+c.Autograde.sanitize_preprocessors = [
+    "nbgrader.preprocessors.ClearOutput",
+    "course_lib.grading.nbgrader_plugins.SanitizeHandIn",
+    "nbgrader.preprocessors.DeduplicateIds",
+    "nbgrader.preprocessors.OverwriteKernelspec",
+    "nbgrader.preprocessors.OverwriteCells",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+c.Autograde.autograde_preprocessors = [
+    "course_lib.grading.nbgrader_plugins.GradingExecute",
+    "nbgrader.preprocessors.IgnorePattern",
+    "nbconvert.preprocessors.ClearMetadataPreprocessor",
+    "nbgrader.preprocessors.LimitOutput",
+    "nbgrader.preprocessors.SaveAutoGrades",
+    "nbgrader.preprocessors.AssignLatePenalties",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+# Every cell is stopped after this many seconds (GradingExecute reads Execute.timeout; so does
+# `nbgrader autograde --Execute.timeout=N`). The longest legitimate exercise cell takes a few
 # seconds on a 2-core CPU, and docs/exercises.md caps any exercise cell at 30 s (the round-trip
 # test checks the measured maximum against a quarter of this), so 120 s only ever stops a cell
-# that would never finish; it then scores 0 for that cell and grading goes on.
+# that would never finish; it then scores 0 for that cell and grading goes on. A cell that ignores
+# the interrupt has its kernel killed; the next exercise starts in a kernel of its own.
 c.Execute.timeout = 120
-c.Execute.interrupt_on_timeout = True
-# A kernel may be slow to start on a busy machine; one that dies (e.g. out of memory) fails only
-# that notebook, which nbgrader reports at the end, and is not run again.
-c.Execute.startup_timeout = 120
-c.Execute.execute_retries = 0
-# A cell that raises does not stop the cells after it: nbgrader's Execute always runs with
-# allow_errors=True (not configurable), so each test cell is graded on its own.
+c.GradingExecute.startup_timeout = 120
+c.GradingExecute.sandbox = "auto"         # "bwrap" refuses to grade without the sandbox
+c.GradingExecute.isolate = "exercise"     # one kernel per exercise ("notebook": one, restarted if it dies)
+c.GradingExecute.output_limit = 20_000    # characters of output kept per cell, fd-level writes included
 # A learner who deletes or edits a locked test cell is graded with the original cell: nbgrader
 # overwrites locked cells from the gradebook, and this adds deleted grade cells back.
 c.OverwriteCells.add_missing_cells = True
-# Huge printed output is cut in autograded notebooks and feedback.
+# Huge printed output is also cut by lines in autograded notebooks and feedback.
 c.LimitOutput.max_lines = 200
 c.LimitOutput.max_traceback = 60

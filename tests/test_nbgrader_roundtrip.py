@@ -6,8 +6,10 @@ docs/instructors.md gives it; the other hand-ins go straight into submitted/, as
 them, to keep the test short. Every assignment under notebooks/exercises is found by itself: for
 each, the student version must hold no solutions or hidden tests, the solution must score full
 marks and the untouched student version 0. Chapter 01 also plays the hard cases: partial answers,
-tampered test cells, an infinite loop, and a second autograde run. Adding an assignment adds only
-the time to generate and autograde its two hand-ins.
+tampered test cells, an infinite loop, and a second autograde run; and the attacks and careless
+edits of issue 11 (a combined hand-in per kind: ordinary edits, cheating in the interpreter and
+against the sandbox, a crash, a SIGINT-proof loop and a flood of output). Adding an assignment adds
+only the time to generate and autograde its two hand-ins.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ import nbformat
 import pytest
 
 from course_lib.grade import cell_seconds
+from course_lib.grading.notebook import nbgrader_meta as meta
 
 REPO = Path(__file__).resolve().parent.parent
 EXERCISES = REPO / "notebooks" / "exercises"
@@ -38,10 +41,6 @@ pytest.importorskip("nbgrader", reason="nbgrader is not installed (pip install -
 
 
 # -- helpers --------------------------------------------------------------------------------------
-
-def meta(cell) -> dict:
-    return cell.get("metadata", {}).get("nbgrader", {}) or {}
-
 
 def strip_markers(text: str) -> str:
     """A learner's answer that equals the reference: the solution without nbgrader's markers."""
@@ -185,9 +184,91 @@ def rnn_step(x_t, h, W_x, W_h, b):
 '''
 LOOPS_FOREVER = '''
 def grad_norms_by_distance(rnn, x):
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)   # ignores the interrupt: its kernel must be killed
     while True:          # never returns
         pass
 '''
+EXITS = '''
+def rnn_forward(step, x, h0):
+    import os
+    os._exit(1)          # kills its kernel: only this exercise may lose its points
+'''
+FLOODS = '''
+def temperature_probs(logits, temperature):
+    import os
+    if not getattr(temperature_probs, "flooded", False):   # once per kernel
+        temperature_probs.flooded = True
+        os.write(1, b"x" * 20_000_000)     # 20 MB straight to the file descriptor
+    return torch.softmax(logits / temperature, dim=-1)
+'''
+# the interpreter attacks of issue 11: every one must score 0 (the answers are wrong or missing)
+PATCHES_CHECKS = '''
+import course_lib.grading.ch01_rnn as _g
+_g.check_rnn_step = lambda *a, **k: None           # top level: not run during grading
+def rnn_step(x_t, h, W_x, W_h, b):
+    raise NotImplementedError()
+'''
+ALWAYS_EQUAL = '''
+class AlwaysEqual(torch.Tensor):
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        out = super().__torch_function__(func, types, args, kwargs or {})
+        return True if func in (torch.allclose, torch.equal, torch.isclose) else out
+    def __eq__(self, other):
+        return True
+def rnn_forward(step, x, h0):
+    zeros = torch.zeros(x.shape[0], x.shape[1], h0.shape[1])
+    return zeros.as_subclass(AlwaysEqual), zeros[:, -1].as_subclass(AlwaysEqual)
+'''
+HOOKS_IMPORT = '''
+import builtins
+_real = builtins.__import__
+builtins.__import__ = lambda name, *a, **k: _real(name, *a, **k)   # top level: not run
+get_ipython().input_transformers_post.append(lambda lines: ["pass\\n"])   # would empty later cells
+def grad_norms_by_distance(rnn, x):
+    raise NotImplementedError()
+'''
+ESCAPES = '''
+def temperature_probs(logits, temperature):
+    import glob, sqlite3
+    found = []
+    for pattern in ["{root}/notebooks/exercises/*/*.ipynb", "{repo}/notebooks/exercises/*/*.ipynb"]:
+        for path in glob.glob(pattern):                 # solutions and hidden tests of every chapter
+            found.append(open(path).read())
+    print("".join(found)[:100000])
+    try:
+        db = sqlite3.connect("{root}/gradebook.db")
+        db.execute("UPDATE grade SET auto_score = 100")
+        db.commit()
+    except Exception as exc:
+        print("gradebook:", exc)
+    for target in ["{root}/submitted/solution/01_rnn/01_rnn_exercises.ipynb", "{repo}/course_lib/pwned.py"]:
+        try:
+            open(target, "w").write("{{}}")
+        except Exception as exc:
+            print("write:", exc)
+    return logits * 0
+'''
+
+
+def ordinary_edits(release, sol):
+    """A right answer handed in after the edits that used to zero a whole hand-in (issue 11)."""
+    nb = answered(release, sol)
+    cells = nb.cells
+    find = lambda gid: next(i for i, c in enumerate(cells) if meta(c).get("grade_id") == gid)  # noqa: E731
+    copied = json.loads(json.dumps(cells[find("ex1_rnn_step_tests")]))   # a locked test cell pasted twice
+    cells.insert(find("ex2_rnn_forward_text"), nbformat.from_dict(copied))
+    extra = nbformat.v4.new_code_cell("x = 1")                              # grade metadata, no grade_id
+    extra.metadata["nbgrader"] = {"grade": True, "solution": False, "locked": False, "points": 5,
+                                  "schema_version": 3}
+    cells.insert(find("ex3_grad_norms_text"), extra)
+    flipped = meta(cells[find("ex2_rnn_forward_tests")])                  # test cell re-flagged
+    flipped.update(grade=False, solution=True, locked=False)
+    meta(cells[find("ex3_grad_norms_tests")])["points"] = 100             # points raised
+    nb.cells = [c for c in cells if meta(c).get("grade_id") not in ("ex5_generate", "ex5_generate_tests")]
+    nb.cells.append(nbformat.v4.new_code_cell("def helper():\n    return 1\nprint('scratch')"))  # no metadata
+    return nb
 
 
 # -- the round trip, once for the whole module ------------------------------------------------------
@@ -220,6 +301,10 @@ def course(tmp_path_factory):
         if meta(cell).get("grade_id") == "ex1_rnn_step_tests":
             cell.source = 'print("Exercise 1 passed.")'
     tampered.cells = [cell for cell in tampered.cells if meta(cell).get("grade_id") != "ex2_rnn_forward_tests"]
+    learners["edits"] = ordinary_edits(release, sol)
+    learners["cheater"] = answered(release, {"ex1_rnn_step": PATCHES_CHECKS, "ex2_rnn_forward": ALWAYS_EQUAL,
+                                             "ex3_grad_norms": HOOKS_IMPORT,
+                                             "ex4_temperature": ESCAPES.format(root=c.root, repo=REPO)})
     for student, nb in learners.items():
         c.place(DETAILED, student, nb)
     for aid in ASSIGNMENTS:  # every other assignment: the solution and the untouched student version
@@ -228,12 +313,17 @@ def course(tmp_path_factory):
             c.place(aid, "untouched", c.release(aid))
 
     c.submitted_before = tree_digest(c.root / "submitted")
-    c.nbgrader("autograde", "*")  # every assignment, with the configured timeout
+    # every assignment, with the configured timeout; one kernel per notebook here (restarted if it
+    # dies) to keep the test short: the second run below grades all of 01 again with the configured
+    # kernel per exercise, and must give the same scores
+    c.nbgrader("autograde", "*", "--GradingExecute.isolate=notebook")
     c.first_scores = {aid: c.scores(aid) for aid in ASSIGNMENTS}
+    c.pwned = (REPO / "course_lib" / "pwned.py").exists()
 
     # a learner whose function never returns hands in late; all of 01 is graded again, with a short
     # cell timeout so that the test does not wait for the configured one
-    c.place(DETAILED, "looper", answered(release, {**sol, "ex3_grad_norms": LOOPS_FOREVER}))
+    c.place(DETAILED, "looper", answered(release, {**sol, "ex2_rnn_forward": EXITS, "ex3_grad_norms": LOOPS_FOREVER,
+                                                   "ex4_temperature": FLOODS}))
     c.submitted_middle = tree_digest(c.root / "submitted")
     c.nbgrader("autograde", DETAILED, "--force", f"--Execute.timeout={LOOP_TIMEOUT}")
     c.second_scores = c.scores(DETAILED)
@@ -332,23 +422,30 @@ def test_tampered_test_cells_are_graded_with_the_originals(course):
     assert errors and "sigmoid instead of tanh" in errors[0].evalue
 
 
-def test_infinite_loop_is_stopped_and_the_class_still_graded(course):
+def test_infinite_loop_crash_and_flood_cost_only_their_exercises(course):
+    """A SIGINT-proof loop (ex3), os._exit (ex2) and 20 MB written to fd 1 (ex4, otherwise right)."""
     second = course.second_scores
     looper = second["looper"]
-    assert looper["ex3_grad_norms_tests"] == 0
-    assert sum(looper.values()) == course.max_score(DETAILED) - course.points(DETAILED, "ex3_")
+    assert looper["ex3_grad_norms_tests"] == 0 and looper["ex2_rnn_forward_tests"] == 0
+    assert sum(looper.values()) == course.max_score(DETAILED) - course.points(DETAILED, "ex2_", "ex3_")
+    path = course.root / "autograded" / "looper" / DETAILED / course.notebook_name(DETAILED)
+    assert path.stat().st_size < 1_000_000, "output must be capped per cell"
+    html = (course.root / "feedback" / "looper" / DETAILED /
+            course.notebook_name(DETAILED).replace(".ipynb", ".html")).read_text()
+    assert len(html) < 2_000_000 and "output cut" in html
+    assert "the kernel died while running this cell" in html
     graded = nbformat.read(course.root / "autograded" / "looper" / DETAILED / course.notebook_name(DETAILED), 4)
     cell = next(c for c in graded.cells if meta(c).get("grade_id") == "ex3_grad_norms_tests")
     assert any(o.output_type == "error" for o in cell.outputs)
     seconds = cell_seconds(cell)
     assert seconds is not None and LOOP_TIMEOUT * 0.9 <= seconds < 4 * LOOP_TIMEOUT
     # graded in the same run as the rest of the class
-    assert set(second) == {"solution", "untouched", "partial", "tamper", "looper"}
+    assert set(second) == {"solution", "untouched", "partial", "tamper", "edits", "cheater", "looper"}
 
 
 def test_second_autograde_run_gives_the_same_grades(course):
     first, second = course.first_scores[DETAILED], course.second_scores
-    assert set(first) == {"solution", "untouched", "partial", "tamper"}
+    assert set(first) == {"solution", "untouched", "partial", "tamper", "edits", "cheater"}
     for student in first:
         assert second[student] == first[student], student
     for student, cells in second.items():
@@ -364,5 +461,40 @@ def test_grading_never_writes_into_submissions(course):
 
 def test_feedback_for_every_student(course):
     html = course.notebook_name(DETAILED).replace(".ipynb", ".html")
-    for student in ("solution", "untouched", "partial", "tamper", "looper"):
+    for student in ("solution", "untouched", "partial", "tamper", "edits", "cheater", "looper"):
         assert (course.root / "feedback" / student / DETAILED / html).is_file(), student
+
+
+# -- chapter 01: the attacks and careless edits of issue 11 -------------------------------------------
+
+def test_ordinary_edits_are_graded_as_if_untouched(course):
+    """A pasted locked cell, a grade cell without id, a re-flagged test, raised points, and exercise 5's
+    answer and test both deleted: the rest is right and scores its points, exercise 5 scores 0."""
+    got = course.first_scores[DETAILED]["edits"]
+    assert set(got) == set(course.first_scores[DETAILED]["solution"])
+    assert sum(got.values()) == course.max_score(DETAILED) - course.points(DETAILED, "ex5_")
+    assert got["ex5_generate_tests"] == 0
+    assert course.export_rows[(DETAILED, "edits")] == sum(got.values())
+
+
+def test_cheating_in_the_interpreter_scores_nothing(course):
+    """Checks replaced by no-ops, an import hook, an input transformer, an always-equal tensor."""
+    got = course.first_scores[DETAILED]["cheater"]
+    for gid in ("ex1_rnn_step_tests", "ex2_rnn_forward_tests", "ex3_grad_norms_tests", "ex4_temperature_tests"):
+        assert got[gid] == 0, gid
+    assert got["ex5_generate_tests"] == 0  # not answered
+
+
+def test_the_sandbox_hides_the_course_and_protects_the_gradebook(course):
+    from course_lib.grading import sandbox
+    if not sandbox.available():
+        pytest.skip("bubblewrap is not available here: grading runs unsandboxed (and says so)")
+    assert not course.pwned, "a hand-in wrote into course_lib/"
+    assert sum(course.first_scores[DETAILED]["solution"].values()) == course.max_score(DETAILED)
+    assert sum(course.second_scores["untouched"].values()) == 0, "a hand-in changed the gradebook"
+    html = (course.root / "feedback" / "cheater" / DETAILED /
+            course.notebook_name(DETAILED).replace(".ipynb", ".html")).read_text()
+    other = course.source("02_lstm_gru")
+    leaked = [line for c in other.cells for line in solution_lines(c.source) if len(line) > 25 and line in html]
+    assert not leaked, f"another chapter's solution reached the feedback: {leaked[:3]}"
+    assert "Read-only file system" in html or "No such file" in html or "unable to open" in html

@@ -13,14 +13,11 @@ import nbformat
 import pytest
 
 from course_lib import grade
+from course_lib.grading.notebook import nbgrader_meta as meta
 
 REPO = Path(__file__).resolve().parent.parent
 SOURCE_00 = REPO / "notebooks/exercises/00_setup_and_tour/00_setup_and_tour_exercises.ipynb"
 SOURCE_01 = REPO / "notebooks/exercises/01_rnn/01_rnn_exercises.ipynb"
-
-
-def meta(cell) -> dict:
-    return cell.get("metadata", {}).get("nbgrader", {}) or {}
 
 
 def run_main(capsys, *args) -> tuple[int, str]:
