@@ -432,7 +432,10 @@ def test_infinite_loop_crash_and_flood_cost_only_their_exercises(course):
     assert path.stat().st_size < 1_000_000, "output must be capped per cell"
     html = (course.root / "feedback" / "looper" / DETAILED /
             course.notebook_name(DETAILED).replace(".ipynb", ".html")).read_text()
-    assert len(html) < 2_000_000 and "output cut" in html
+    # 20 MB written to fd 1 from inside a check: what of it reaches the grader before the cell ends
+    # is cut with a note, the rest arrives late and is dropped (tests/test_grading_runner.py checks
+    # the note); either way the graded notebook and the feedback stay small
+    assert len(html) < 2_000_000
     assert "the kernel died while running this cell" in html
     graded = nbformat.read(course.root / "autograded" / "looper" / DETAILED / course.notebook_name(DETAILED), 4)
     cell = next(c for c in graded.cells if meta(c).get("grade_id") == "ex3_grad_norms_tests")

@@ -14,7 +14,7 @@ safely, and names the usual mistake when the answer is wrong:
 5. ``check_generate``: hidden state not carried, temperature multiplied or ignored, argmax
    instead of sampling, the wrong position's logits, the generator not used, prompt dropped.
 
-Glossary: B batch, T time steps, C input features, d_hidden hidden width, V vocabulary.
+Glossary (the README's): B batch, T time steps, C channels (input features per step), d_hidden (d) hidden width, V vocabulary.
 """
 from __future__ import annotations
 
@@ -99,12 +99,12 @@ def check_rnn_forward(rnn_forward: Callable, *, seed: int = 0, batch: int = 2, s
     The helper passes an instrumented ``step`` that records how it is called, so it can tell
     which step went wrong.
     """
-    B, T, C, H = batch, steps, input_size, hidden_size
+    B, T, C, d = batch, steps, input_size, hidden_size
     g = _gen(2000 + seed)
     x = torch.randn(B, T, C, generator=g)
-    h0 = 0.5 * torch.randn(B, H, generator=g)
-    W_x, W_h = 0.7 * torch.randn(C, H, generator=g), 0.7 * torch.randn(H, H, generator=g)
-    b = 0.3 * torch.randn(H, generator=g)
+    h0 = 0.5 * torch.randn(B, d, generator=g)
+    W_x, W_h = 0.7 * torch.randn(C, d, generator=g), 0.7 * torch.randn(d, d, generator=g)
+    b = 0.3 * torch.randn(d, generator=g)
     calls: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
 
     def step(x_t: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
@@ -116,9 +116,9 @@ def check_rnn_forward(rnn_forward: Callable, *, seed: int = 0, batch: int = 2, s
             if isinstance(x_t, torch.Tensor) and tuple(x_t.shape) == (T, C):
                 msg += " You passed x[t], the t-th sequence of the batch."
             raise Feedback(msg)
-        if not isinstance(h, torch.Tensor) or tuple(h.shape) != (B, H):
+        if not isinstance(h, torch.Tensor) or tuple(h.shape) != (B, d):
             shape = tuple(h.shape) if isinstance(h, torch.Tensor) else describe(h)
-            raise Feedback(f"call {n + 1} of `step` got h of shape {shape}; expected (B, d_hidden) = {(B, H)}.")
+            raise Feedback(f"call {n + 1} of `step` got h of shape {shape}; expected (B, d_hidden) = {(B, d)}.")
         if n >= 4 * T + 8:
             raise Feedback(f"`step` was called more than {4 * T + 8} times for T = {T} steps; call it once per step.")
         out = torch.tanh(x_t @ W_x + h @ W_h + b)
@@ -144,11 +144,11 @@ def check_rnn_forward(rnn_forward: Callable, *, seed: int = 0, batch: int = 2, s
             raise Feedback(f"call {t + 1} of `step` did not get x[:, {t}]: step t must get the t-th time "
                            "step of every sequence, x[:, t].")
     if not same(calls[0][1], h0):
-        extra = " You started from zeros: start from the h0 you are given." if same(calls[0][1], torch.zeros(B, H)) else ""
+        extra = " You started from zeros: start from the h0 you are given." if same(calls[0][1], torch.zeros(B, d)) else ""
         raise Feedback(f"the first call of `step` did not get h0.{extra}")
     for t in range(1, T):
         if not same(calls[t][1], calls[t - 1][2]):
-            if same(calls[t][1], h0) or same(calls[t][1], torch.zeros(B, H)):
+            if same(calls[t][1], h0) or same(calls[t][1], torch.zeros(B, d)):
                 raise Feedback(f"hidden state not carried: at step {t} you passed h0 (or zeros) again. Each "
                                "step must get the h returned by the step before: h = step(x[:, t], h).")
             raise Feedback(f"at step {t}, `step` did not get the h returned by step {t - 1}; "
@@ -156,12 +156,12 @@ def check_rnn_forward(rnn_forward: Callable, *, seed: int = 0, batch: int = 2, s
 
     states, h_last = result
     want = torch.stack([c[2] for c in calls], dim=1)  # (B, T, d_hidden)
-    states = expect_tensor(states, {"B": B, "T": T, "d_hidden": H}, "rnn_forward (states)")
+    states = expect_tensor(states, {"B": B, "T": T, "d_hidden": d}, "rnn_forward (states)")
     expect_close(states, want, "rnn_forward (states)", mistakes={
         "states[:, t] should be the h returned by step t; yours are the h passed into each step "
         "(shifted by one).": lambda: torch.stack([c[1] for c in calls], dim=1),
     })
-    h_last = expect_tensor(h_last, {"B": B, "d_hidden": H}, "rnn_forward (h_last)")
+    h_last = expect_tensor(h_last, {"B": B, "d_hidden": d}, "rnn_forward (h_last)")
     expect_close(h_last, want[:, -1], "rnn_forward (h_last)", mistakes={
         "h_last should be the state after the last step, states[:, -1]; you returned h0.": h0,
         "h_last should be the state after the last step, states[:, -1]; you returned the first.": want[:, 0],

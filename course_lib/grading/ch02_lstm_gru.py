@@ -15,7 +15,7 @@ safely, and names the usual mistake when the answer is wrong:
 4. ``check_count_params``: one bias per gate instead of two, no biases, the wrong number of
    gate blocks, the recurrent d x d matrix or the input matrix forgotten.
 
-Glossary: B batch, T time steps, C input features, d_hidden (d) hidden width.
+Glossary (the README's): B batch, T time steps, C channels (input features per step), d_hidden (d) hidden width.
 """
 from __future__ import annotations
 

@@ -23,11 +23,10 @@ from typing import Callable
 import torch
 
 from ..gpt import top_k_filter, top_p_filter
-from .core import Feedback, call, checker, expect_close, expect_tensor
+from .core import Feedback, call, checker, expect_close, expect_tensor, generator
 
 
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(int(seed))
+_gen = generator
 
 
 # -- exercise 1: causal attention ---------------------------------------------------------------------

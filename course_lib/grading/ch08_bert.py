@@ -23,13 +23,12 @@ from typing import Callable
 
 import torch
 
-from .core import Feedback, call, checker, describe, expect_close, expect_tensor
+from .core import Feedback, call, checker, describe, expect_close, expect_tensor, generator
 
 IGNORE = -100
 
 
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(int(seed))
+_gen = generator
 
 
 # -- exercise 1: the 80-10-10 masking ------------------------------------------------------------------

@@ -11,8 +11,9 @@ self-check (``python -m course_lib.grade``), so both grade the same way:
 - a cell is stopped after ``timeout`` seconds: interrupted, then killed if it ignores the
   interrupt; it gets a ``CellTimeoutError`` and grading goes on;
 - a lost IOPub message or a slow kernel never fails the notebook: what arrived is kept;
-- output is capped per cell in characters (``output_limit``), whether printed by Python or written
-  to the file descriptors directly (the kernel forwards both), with a note saying how much was cut;
+- output is capped per cell in characters (``output_limit``), with a note saying how much was cut;
+  bytes written to the file descriptors directly count only as far as the kernel forwards them
+  before the cell ends (what arrives later belongs to no cell and is dropped);
 - every test cell that did not run to the end carries an error output, so it scores 0.
 """
 from __future__ import annotations
