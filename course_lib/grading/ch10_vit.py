@@ -22,11 +22,10 @@ from typing import Callable
 import torch
 
 from ..vit import ViT, ViTConfig, patchify
-from .core import Feedback, call, checker, describe, expect_close, expect_tensor
+from .core import Feedback, call, checker, describe, expect_close, expect_tensor, generator
 
 
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(int(seed))
+_gen = generator
 
 
 def _patchify_order(images: torch.Tensor, P: int, order: tuple) -> torch.Tensor:
