@@ -116,7 +116,9 @@ class AdditiveAttention(_Scorer):
     """Bahdanau et al. (2015), "additive" or "concat" attention: a one-hidden-layer network scores
     each key against the query,
 
-        score(q, k_s) = v^T tanh(W_q q + W_k k_s),     W_q (d_attention, d_q), W_k (d_attention, d_k).
+        score(q, k_s) = v^T tanh(W_q q + W_k k_s + b),  W_q (d_attention, d_q), W_k (d_attention, d_k),
+
+    with the bias b (d_attention,) held by the key projection.
 
     ``prepare_keys`` computes W_k k_s once per source.
     """
