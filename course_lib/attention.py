@@ -30,7 +30,9 @@ The kernels of chapter 11 are imported only when their backend is asked for.
 
 In dependency order: input checks, masks and the reference, the backends and their dispatch,
 then the layers: ``padding_mask``, ``split_heads``/``merge_heads``, the batch-first
-``MultiHeadAttention`` (with ``from_torch``), ``sinusoidal_positions`` and ``LearnedPositions``.
+``MultiHeadAttention`` (with ``from_torch``), ``sinusoidal_positions`` and ``LearnedPositions``;
+RoPE (``apply_rope``) and ALiBi (``alibi_slopes``, ``alibi_bias``), both built on ``position_angles``
+or the ``bias=`` argument.
 """
 from __future__ import annotations
 
@@ -398,23 +400,40 @@ class MultiHeadAttention(nn.Module):
         return ours
 
 
+def position_angles(T: int, d: int, base: float = 10000.0, offset: int = 0) -> torch.Tensor:
+    """The angles of the sinusoidal encoding and of RoPE, (T, d / 2)::
+
+        angle[t, i] = (t + offset) * theta_i,    theta_i = base^(-2i / d)
+
+    one clock per pair of channels, from a period of 2 pi to base * 2 pi positions.
+    """
+    check_int(T, "T")
+    check_int(d, "d")
+    check_int(offset, "offset", minimum=0)
+    if d % 2:
+        raise ValueError(f"d: expected an even number (channels come in pairs), got {d}")
+    if not base > 1:
+        raise ValueError(f"base: expected a number > 1, got {base!r}")
+    position = torch.arange(offset, offset + T, dtype=torch.float32)[:, None]         # (T, 1)
+    theta = torch.exp(torch.arange(0, d, 2, dtype=torch.float32) * (-math.log(base) / d))  # (d / 2,)
+    return position * theta                                                          # (T, d / 2)
+
+
 def sinusoidal_positions(T: int, d_model: int) -> torch.Tensor:
     """The fixed positional encoding of Vaswani et al. (2017), (T, d_model)::
 
         PE[t, 2i] = sin(t / 10000^(2i / d_model)),   PE[t, 2i + 1] = cos(t / 10000^(2i / d_model))
 
-    Each pair of channels is a clock with its own period, from 2 pi to 10000 * 2 pi steps.
+    Each pair of channels is a clock with its own period, from 2 pi to 10000 * 2 pi steps
+    (:func:`position_angles`).
     """
-    check_int(T, "T")
     check_int(d_model, "d_model")
     if d_model % 2:
         raise ValueError(f"d_model: expected an even number (sin and cos pairs), got {d_model}")
-    position = torch.arange(T, dtype=torch.float32)[:, None]                          # (T, 1)
-    frequency = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float32)
-                          * (-math.log(10000.0) / d_model))                          # (d_model / 2,)
+    angle = position_angles(T, d_model)                                              # (T, d_model / 2)
     pe = torch.empty(T, d_model)
-    pe[:, 0::2] = torch.sin(position * frequency)
-    pe[:, 1::2] = torch.cos(position * frequency)
+    pe[:, 0::2] = torch.sin(angle)
+    pe[:, 1::2] = torch.cos(angle)
     return pe
 
 
@@ -441,25 +460,6 @@ class LearnedPositions(nn.Module):
 
 
 # --- relative positions inside attention: RoPE and ALiBi (chapter 05) ---------------------------
-def rope_angles(T: int, d_head: int, base: float = 10000.0, offset: int = 0) -> torch.Tensor:
-    """Rotation angles of rotary position embeddings, (T, d_head / 2)::
-
-        angle[t, i] = (t + offset) * theta_i,    theta_i = base^(-2i / d_head)
-
-    the frequencies of :func:`sinusoidal_positions`, one per pair of channels.
-    """
-    check_int(T, "T")
-    check_int(d_head, "d_head")
-    check_int(offset, "offset", minimum=0)
-    if d_head % 2:
-        raise ValueError(f"d_head: expected an even number (channels rotate in pairs), got {d_head}")
-    if not base > 1:
-        raise ValueError(f"base: expected a number > 1, got {base!r}")
-    position = torch.arange(offset, offset + T, dtype=torch.float32)[:, None]         # (T, 1)
-    theta = base ** (-torch.arange(0, d_head, 2, dtype=torch.float32) / d_head)      # (D / 2,)
-    return position * theta                                                          # (T, D / 2)
-
-
 def apply_rope(x: torch.Tensor, base: float = 10000.0, offset: int = 0) -> torch.Tensor:
     """Rotary position embedding (Su et al., 2021, RoFormer): rotate each pair of channels
     (2i, 2i + 1) of the query or key at position t by the angle t * theta_i.
@@ -469,7 +469,9 @@ def apply_rope(x: torch.Tensor, base: float = 10000.0, offset: int = 0) -> torch
     ``offset`` is the position of the first row (for a decoder with a cache).
     """
     dims = check_shape(x, ("B", "H", "T", "D"), "x")
-    angle = rope_angles(dims["T"], dims["D"], base, offset).to(x.device)           # (T, D / 2)
+    if dims["D"] % 2:
+        raise ValueError(f"d_head: expected an even number (channels rotate in pairs), got {dims['D']}")
+    angle = position_angles(dims["T"], dims["D"], base, offset).to(x.device)       # (T, D / 2)
     cos, sin = torch.cos(angle).to(x.dtype), torch.sin(angle).to(x.dtype)
     even, odd = x[..., 0::2], x[..., 1::2]                                          # (B, H, T, D / 2)
     rotated = torch.stack((even * cos - odd * sin, even * sin + odd * cos), dim=-1)  # (B, H, T, D / 2, 2)
