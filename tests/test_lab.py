@@ -24,10 +24,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def api(port, path, method="GET", body=None):
+def api(port, path, method="GET", body=None, token=TOKEN):
     request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method,
                                      data=None if body is None else json.dumps(body).encode(),
-                                     headers={"Authorization": f"token {TOKEN}"})
+                                     headers={"Authorization": f"token {token}"})
     with urllib.request.urlopen(request, timeout=30) as response:
         raw = response.read()
         return json.loads(raw) if raw else None
@@ -38,9 +38,10 @@ def first_code_cell(notebook: Path) -> str:
     return "".join(next(c for c in cells if c["cell_type"] == "code")["source"])
 
 
-def execute(port, kernel_id, code, timeout=120):
-    ws = websocket.create_connection(f"ws://127.0.0.1:{port}/api/kernels/{kernel_id}/channels",
-                                     header=[f"Authorization: token {TOKEN}"], timeout=timeout)
+def execute(port, kernel_id, code, timeout=120, prefix="", token=TOKEN):
+    """Run code in a kernel of the server at 127.0.0.1:port{prefix} -> (reply status, stdout)."""
+    ws = websocket.create_connection(f"ws://127.0.0.1:{port}{prefix}/api/kernels/{kernel_id}/channels",
+                                     header=[f"Authorization: token {token}"], timeout=timeout)
     msg_id = uuid.uuid4().hex
     ws.send(json.dumps({
         "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": "test",
@@ -48,8 +49,10 @@ def execute(port, kernel_id, code, timeout=120):
         "parent_header": {}, "metadata": {}, "channel": "shell",
         "content": {"code": code, "silent": False, "store_history": True, "user_expressions": {},
                     "allow_stdin": False, "stop_on_error": True}}))
-    stdout, status, deadline = "", None, time.time() + timeout
-    while status is None and time.time() < deadline:
+    # the reply (shell channel) can arrive before the last output (iopub): wait for both the reply
+    # and the kernel's "idle" after this request
+    stdout, status, idle, deadline = "", None, False, time.time() + timeout
+    while not (status and idle) and time.time() < deadline:
         message = json.loads(ws.recv())
         if message.get("parent_header", {}).get("msg_id") != msg_id:
             continue
@@ -57,6 +60,8 @@ def execute(port, kernel_id, code, timeout=120):
             stdout += message["content"]["text"]
         elif message["msg_type"] == "execute_reply":
             status = message["content"]["status"]
+        elif message["msg_type"] == "status":
+            idle = message["content"]["execution_state"] == "idle"
     ws.close()
     return status, stdout
 

@@ -63,9 +63,6 @@ c.Spawner.http_timeout = 60
 
 # -- Roles and services: the idle culler and the formgrader ---------------------------------------
 c.JupyterHub.load_roles = [
-    {"name": "jupyterhub-idle-culler-role",
-     "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
-     "services": ["jupyterhub-idle-culler-service"]},
     # nbgrader's multiple-classes set-up: instructors reach the formgrader service, and the
     # service may read the hub's groups to know its students
     {"name": f"formgrade-{COURSE_ID}", "groups": [f"formgrade-{COURSE_ID}"],
@@ -99,6 +96,11 @@ if importlib.util.find_spec("jupyterhub_idle_culler"):
         {"name": "jupyterhub-idle-culler-service",
          "command": [str(COURSE_VENV / "bin" / "python"), "-m", "jupyterhub_idle_culler",
                      "--timeout=3600", "--cull-every=300"]})
+    # (the hub refuses to start with a role naming a service it does not have)
+    c.JupyterHub.load_roles.append(
+        {"name": "jupyterhub-idle-culler-role",
+         "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
+         "services": ["jupyterhub-idle-culler-service"]})
 else:
     print("jupyterhub_config: jupyterhub-idle-culler is not installed, idle servers will not be stopped "
           "(pip install jupyterhub-idle-culler)")
