@@ -216,7 +216,7 @@ def test_a_class_on_jupyterhub_end_to_end(hub):
     hub.user_tokens[INSTRUCTOR] = hub.api(f"/hub/api/users/{INSTRUCTOR}/tokens", "POST",
                                           {"note": "e2e", "expires_in": 3600})["token"]
     for name in STUDENTS:
-        hub.wait(f"{name}'s server", lambda: user_server(hub, name)["ready"])
+        hub.wait(f"{name}'s server", lambda name=name: user_server(hub, name)["ready"])
         hub.server_pids.append(int(user_server(hub, name)["state"]["pid"]))
     chapter00 = "seqmodels/notebooks/00_setup_and_tour.ipynb"
     first_cell = "".join(next(c for c in json.loads((REPO / "notebooks" / "00_setup_and_tour.ipynb").read_text())
