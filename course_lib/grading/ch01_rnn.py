@@ -222,7 +222,7 @@ def check_grad_norms_by_distance(grad_norms_by_distance: Callable, *, seed: int 
     inputs = lambda: _reference_grads(rnn64, x64, of="inputs")  # noqa: E731
     direct = torch.zeros_like(want)
     direct[0] = want[0]
-    expect_close(got, want, "grad_norms_by_distance", atol=1e-7, rtol=1e-4, mistakes={
+    expect_close(got, want, "grad_norms_by_distance", atol=1e-7, rtol=1e-3, mistakes={  # float32 chains drift ~2e-4 across CPUs (CI: 41.772 vs 41.764 at rho 3)
         "your norms are in time order (h_1 first); entry d should be d steps back from the loss, so "
         "entry 0 is h_T: reverse them.": want.flip(0),
         "only the last state gets a gradient: that is the .grad of the stacked `states` (or of a copy), "
