@@ -25,12 +25,11 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-import nbformat
 import pytest
 from traitlets.config.loader import PyFileConfigLoader
 
-from course_lib.grading.notebook import nbgrader_meta as meta
 from test_lab import api, execute, free_port
+from test_nbgrader_roundtrip import Course
 
 REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy" / "jupyterhub"
@@ -97,14 +96,9 @@ class Hub:
     def __init__(self, root: Path):
         self.root, self.port = root, free_port()
         self.token = "e2e-" + uuid.uuid4().hex              # the test's admin service
-        self.exchange = root / "exchange"
-        self.exchange.mkdir()
-        self.exchange.chmod(0o1777)                         # as the README asks of /srv/nbgrader/exchange
-        self.course = root / "course"                       # the grader's course directory
-        (self.course / "notebooks" / "exercises").mkdir(parents=True)
-        shutil.copy2(REPO / "nbgrader_config.py", self.course / "nbgrader_config.py")
-        shutil.copytree(REPO / "notebooks" / "exercises" / ASSIGNMENT,
-                        self.course / "notebooks" / "exercises" / ASSIGNMENT)
+        # the grader's course directory and the exchange, as the round-trip test makes them
+        self.course = Course(root)
+        self.course.exchange.chmod(0o1777)                  # as the README asks of /srv/nbgrader/exchange
         formgrader_port = free_port()
         config = root / "jupyterhub_config.py"
         config.write_text(f"""
@@ -123,7 +117,7 @@ c.JupyterHub.cookie_secret_file = {str(root / "cookie_secret")!r}
 c.JupyterHub.pid_file = {str(root / "jupyterhub.pid")!r}
 c.ConfigurableHTTPProxy.pid_file = {str(root / "proxy.pid")!r}
 formgrader = next(s for s in c.JupyterHub.services if s["name"] == "seqmodels")
-formgrader.update(url="http://127.0.0.1:{formgrader_port}", cwd={str(self.course)!r})
+formgrader.update(url="http://127.0.0.1:{formgrader_port}", cwd={str(self.course.root)!r})
 formgrader["command"] = [a if not a.startswith("--port=") else "--port={formgrader_port}" for a in formgrader["command"]]
 if {os.getuid() == 0}:   # every server runs as this test's account; Jupyter refuses root without this
     c.Spawner.args.append("--allow-root")
@@ -131,12 +125,9 @@ if {os.getuid() == 0}:   # every server runs as this test's account; Jupyter ref
 c.JupyterHub.services.append({{"name": "e2e-test", "api_token": {self.token!r}}})
 c.JupyterHub.load_roles.append({{"name": "admin", "services": ["e2e-test"]}})
 """)
-        bin_dir = str(Path(sys.executable).parent)   # nbgrader calls `alembic` from PATH
-        self.env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
+        self.env = {**self.course.env,        # NBGRADER_EXCHANGE, alembic on PATH, no COURSE_FAST
                     "COURSE_STUDENTS": ",".join(STUDENTS), "COURSE_INSTRUCTORS": INSTRUCTOR,
-                    "COURSE_GRADER": os.environ.get("USER") or getpass.getuser(),
-                    "NBGRADER_EXCHANGE": str(self.exchange)}
-        self.env.pop("COURSE_FAST", None)
+                    "COURSE_GRADER": os.environ.get("USER") or getpass.getuser()}
         self.log = open(root / "jupyterhub.log", "w")
         self.process = subprocess.Popen([str(Path(sys.executable).parent / "jupyterhub"), "-f", str(config)],
                                         cwd=root, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
@@ -162,13 +153,6 @@ c.JupyterHub.load_roles.append({{"name": "admin", "services": ["e2e-test"]}})
                 pass
             assert time.time() < deadline, f"{what}: not ready within {timeout} s\n{self.log_tail()}"
             time.sleep(1)
-
-    def nbgrader(self, *args: str, cwd: Path) -> str:
-        done = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=cwd, env=self.env,
-                              capture_output=True, text=True, timeout=600)
-        out = done.stdout + done.stderr
-        assert done.returncode == 0, f"nbgrader {' '.join(args)} failed:\n{out[-4000:]}"
-        return out
 
     def stop(self):
         """SIGTERM to the hub (it stops the servers, services and proxy it started), then make sure."""
@@ -249,11 +233,9 @@ def test_a_class_on_jupyterhub_end_to_end(hub):
         api(hub.port, "/services/seqmodels/api/status", token=hub.user_tokens[STUDENTS[0]])
 
     # -- the instructor releases an assignment through the exchange
-    hub.nbgrader("generate_assignment", ASSIGNMENT, cwd=hub.course)
-    hub.nbgrader("release_assignment", ASSIGNMENT, cwd=hub.course)
-    source = nbformat.read(next((hub.course / "notebooks" / "exercises" / ASSIGNMENT).glob("*.ipynb")), 4)
-    right = {meta(c)["grade_id"]: "\n".join(line for line in c.source.split("\n") if "### " not in line)
-             for c in source.cells if meta(c).get("solution")}
+    hub.course.nbgrader("generate_assignment", ASSIGNMENT)
+    hub.course.nbgrader("release_assignment", ASSIGNMENT)
+    right = hub.course.solution_answers(ASSIGNMENT)
 
     # -- each student fetches, edits and submits it through their own server (one right, one wrong)
     for name in STUDENTS:
@@ -276,11 +258,9 @@ def test_a_class_on_jupyterhub_end_to_end(hub):
         assert submitted["success"], submitted
 
     # -- the instructor collects and autogrades; the gradebook holds each student's score
-    hub.nbgrader("collect", ASSIGNMENT, cwd=hub.course)
-    assert sorted(p.name for p in (hub.course / "submitted").iterdir()) == sorted(STUDENTS)
-    hub.nbgrader("autograde", ASSIGNMENT, cwd=hub.course)
-    from nbgrader.api import Gradebook
-    max_score = sum(float(meta(c).get("points", 0)) for c in source.cells if meta(c).get("grade"))
-    with Gradebook(f"sqlite:///{hub.course / 'gradebook.db'}") as gb:
-        scores = {s.student.id: float(s.score) for s in gb.assignment_submissions(ASSIGNMENT)}
+    hub.course.nbgrader("collect", ASSIGNMENT)
+    assert sorted(p.name for p in (hub.course.root / "submitted").iterdir()) == sorted(STUDENTS)
+    hub.course.nbgrader("autograde", ASSIGNMENT)
+    max_score = hub.course.max_score(ASSIGNMENT)
+    scores = {student: sum(cells.values()) for student, cells in hub.course.scores(ASSIGNMENT).items()}
     assert max_score > 0 and scores == {STUDENTS[0]: max_score, STUDENTS[1]: 0.0}, scores

@@ -222,7 +222,12 @@ def check_grad_norms_by_distance(grad_norms_by_distance: Callable, *, seed: int 
     inputs = lambda: _reference_grads(rnn64, x64, of="inputs")  # noqa: E731
     direct = torch.zeros_like(want)
     direct[0] = want[0]
-    expect_close(got, want, "grad_norms_by_distance", atol=1e-7, rtol=1e-3, mistakes={  # float32 chains drift ~2e-4 across CPUs (CI: 41.772 vs 41.764 at rho 3)
+    # float32 rounding, measured here: the same reference in float32 drifts from float64 along an
+    # exploding chain (2e-4 relative at rho = 3 on one CPU, 41.772 vs 41.764), so a right float32
+    # answer is allowed 10 times the reference's own drift, never less than 1e-4 nor more than 1e-2
+    drift = ((_reference_grads(rnn, x).double() - want).abs() / want.abs().clamp_min(1e-30)).max().item()
+    rtol = min(1e-2, max(1e-4, 10 * drift))
+    expect_close(got, want, "grad_norms_by_distance", atol=1e-7, rtol=rtol, mistakes={
         "your norms are in time order (h_1 first); entry d should be d steps back from the loss, so "
         "entry 0 is h_T: reverse them.": want.flip(0),
         "only the last state gets a gradient: that is the .grad of the stacked `states` (or of a copy), "

@@ -189,7 +189,8 @@ GPT_PARAMS = 823_040     # the course's GPT of chapter 07, as appendix 13 counts
 
 
 def _ring_mb(n_params: int, world: int, bytes_per_value: int) -> float:
-    return 2 * (world - 1) / world * n_params * bytes_per_value / 1e6
+    from ..distributed import allreduce_bytes_per_step   # the appendix's own formula
+    return allreduce_bytes_per_step(n_params, world, bytes_per_value) / 1e6
 
 
 @checker
