@@ -122,6 +122,8 @@ formgrader["command"] = [a if not a.startswith("--port=") else "--port={formgrad
 if {os.getuid() == 0}:   # every server runs as this test's account; Jupyter refuses root without this
     c.Spawner.args.append("--allow-root")
     formgrader["command"].append("--allow-root")
+# servers that ignore SIGINT get SIGTERM after 2 s instead of 30 (the hub's shutdown, not a check)
+c.LocalProcessSpawner.interrupt_timeout = 2
 c.JupyterHub.services.append({{"name": "e2e-test", "api_token": {self.token!r}}})
 c.JupyterHub.load_roles.append({{"name": "admin", "services": ["e2e-test"]}})
 """)
