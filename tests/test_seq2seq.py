@@ -2,6 +2,7 @@
 beam search, metrics."""
 import itertools
 import math
+import random
 
 import pytest
 import sacrebleu
@@ -199,6 +200,49 @@ def test_beam_search_with_a_wide_beam_finds_the_best_sequence(seed):
     assert [t for t in ids[0].tolist() if t != PAD] == best_seq
 
 
+def _brute_force_normalised(table, max_len, alpha):
+    """The sequence with the highest log p / length ** alpha (length counts eos)."""
+    tokens = [t for t in range(table.shape[0]) if t not in (PAD, BOS)]
+    best, best_seq = -math.inf, None
+    for L in range(1, max_len + 1):
+        for seq in itertools.product(tokens, repeat=L):
+            if EOS in seq[:-1] or (L < max_len and seq[-1] != EOS):
+                continue
+            score = sum(float(table[last, t]) for last, t in zip((BOS,) + seq[:-1], seq))
+            if score / L ** alpha > best:
+                best, best_seq = score / L ** alpha, list(seq)
+    return best, best_seq
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("alpha", [0.5, 1.0])
+def test_length_normalised_beam_search_finds_the_best_normalised_sequence(seed, alpha):
+    table, step, start = _chain(seed=seed, V=6, sharp=2.0)
+    best, best_seq = _brute_force_normalised(table, 4, alpha)
+    ids, scores = beam_search(step, start(1), 1, beam_size=256, bos_id=BOS, eos_id=EOS, max_len=4,
+                              length_penalty=alpha)
+    got = [t for t in ids[0].tolist() if t != PAD]
+    assert got == best_seq
+    assert math.isclose(float(scores[0]) / len(got) ** alpha, best, rel_tol=1e-5)   # scores stay log p
+
+
+def test_length_penalty_prefers_the_longer_sequence_the_plain_sum_drops():
+    # from bos: eos at once with p 0.3 (log p -1.20), or "a" 0.7 then eos 0.5 (log p -1.05 over 2 tokens)
+    # and "a" "a" eos: 0.7 * 0.5 * 1.0 = 0.35 over 3 tokens; plain sum picks "a eos", alpha = 1 "a a eos"
+    a = 3
+    table = torch.full((6, 6), float("-inf"))
+    table[BOS, EOS], table[BOS, a] = math.log(0.3), math.log(0.7)
+    table[a, EOS], table[a, a] = math.log(0.5), math.log(0.5)
+    table[a, EOS] = math.log(0.5)
+    step = lambda prefix, state: (table[prefix[:, -1]] if prefix.shape[1] < 3 else  # noqa: E731
+                                  torch.where(prefix[:, -1:] == a, torch.tensor([-math.inf, -math.inf, 0.0,
+                                              -math.inf, -math.inf, -math.inf]), table[prefix[:, -1]]), state)
+    plain, _ = beam_search(step, None, 1, beam_size=3, bos_id=BOS, eos_id=EOS, max_len=4)
+    normed, score = beam_search(step, None, 1, beam_size=3, bos_id=BOS, eos_id=EOS, max_len=4, length_penalty=1.0)
+    assert plain[0, :2].tolist() == [a, EOS]
+    assert normed[0, :3].tolist() == [a, a, EOS] and math.isclose(float(score[0]), math.log(0.35), rel_tol=1e-6)
+
+
 def test_beam_beats_greedy_where_greedy_is_short_sighted():
     # from bos: "a" 0.6 or "b" 0.4; after "a" every continuation has p 1/4; after "b" eos has p 0.9
     a, b = 3, 4
@@ -247,6 +291,8 @@ def test_search_bad_input():
     _, step, start = _chain()
     with pytest.raises(ValueError, match="beam_size: expected a positive int"):
         beam_search(step, start(1), 1, beam_size=0, bos_id=BOS, eos_id=EOS, max_len=3)
+    with pytest.raises(ValueError, match="length_penalty: expected a number from 0 to 2, got -1"):
+        beam_search(step, start(1), 1, beam_size=2, bos_id=BOS, eos_id=EOS, max_len=3, length_penalty=-1)
     with pytest.raises(ValueError, match="max_len: expected a positive int"):
         greedy_decode(step, start(1), 1, bos_id=BOS, eos_id=EOS, max_len=0)
     bad = lambda prefix, state: (torch.zeros(prefix.shape[0] + 1, 6), state)  # noqa: E731
@@ -265,10 +311,27 @@ def test_exact_match_and_bleu():
     assert bleu(refs, refs) == pytest.approx(100.0)
     expected = sacrebleu.corpus_bleu(hyps, [refs], tokenize="char").score
     assert bleu(hyps, refs) == pytest.approx(expected) and 0 < bleu(hyps, refs) < 100
+    with pytest.raises(ValueError, match="tokenize: expected one of"):
+        bleu(hyps, refs, tokenize="13a")
     with pytest.raises(ValueError, match="the same length"):
         exact_match(hyps, refs[:2])
     with pytest.raises(TypeError, match="hypotheses: expected a list of strings"):
         bleu("abc", "abc")
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("tokenize", ["char", "none"])
+def test_our_bleu_equals_sacrebleu_on_random_corpora(seed, tokenize):
+    # our own code against the maintained implementation: random words from a small alphabet, so
+    # that n-grams repeat (clipping matters) and lengths differ (the brevity penalty matters)
+    rng = random.Random(seed)
+    word = lambda: "".join(rng.choice("abcde") for _ in range(rng.randint(1, 6)))  # noqa: E731
+    refs = [" ".join(word() for _ in range(rng.randint(3, 9))) for _ in range(40)]
+    hyps = [" ".join(w if rng.random() < 0.7 else word() for w in r.split()[:rng.randint(2, 10)])
+            for r in refs]
+    expected = sacrebleu.corpus_bleu(hyps, [refs], tokenize=tokenize, smooth_method="none").score
+    assert bleu(hyps, refs, tokenize=tokenize) == pytest.approx(expected, abs=1e-9)
+    assert bleu(["zzz"] * 3, ["abc"] * 3, tokenize=tokenize) == 0.0      # no match: 0, no smoothing
 
 
 def test_exact_match_by_length():
