@@ -161,3 +161,97 @@ def test_dot_attention_feedback_gaps_of_issue_11():
 def test_general_scores_without_W_a_gets_a_hint():
     fails_with(grading.check_general_scores, lambda query, keys, W_a: torch.einsum("bd,bsd->bs", query, keys),
                "did you forget W_a")
+
+
+# -- exercise 5: a diagnosis, find the bug --------------------------------------------------------------------
+
+from course_lib.attention_rnn import DotProductAttention  # noqa: E402
+
+
+def probe(B=3, S=5, d=4, d_v=6, lengths=(5, 3, 1), same_values=False):
+    g = torch.Generator().manual_seed(0)
+    query = torch.randn(B, d, generator=g)
+    keys = torch.randn(B, S, d, generator=g)
+    values = keys if same_values else torch.randn(B, S, d_v, generator=g)
+    mask = torch.arange(S)[None, :] < torch.tensor(list(lengths))[:, None]
+    return query, keys, values, mask
+
+
+def make_find_bug(*, exact=False, check_context=True, check_rows=True, check_inverted=True, **probe_kwargs):
+    """The reference diagnosis, or one with a known gap in its experiment."""
+    def find_bug(attend):
+        query, keys, values, mask = probe(**probe_kwargs)
+        want_context, want_weights = DotProductAttention()(query, keys, values, mask)
+        context, weights = attend(query, keys, values, mask)
+        close = torch.equal if exact else (lambda a, b: a.shape == b.shape and torch.allclose(a, b, atol=1e-5))
+        if close(weights, want_weights):
+            return "ok" if not check_context or close(context, want_context) else "context_from_keys"
+        if check_inverted and weights[mask].abs().max() < 1e-6:
+            return "mask_inverted"
+        if weights[~mask].abs().max() > 1e-6:
+            return "mask_ignored"
+        if check_rows and not torch.allclose(weights.sum(-1), torch.ones(len(mask)), atol=1e-5):
+            return "softmax_axis"
+        return "scaled"
+    return find_bug
+
+
+@pytest.mark.parametrize("variant", [0, 1])
+def test_find_bug_reference_passes(variant):
+    grading.check_find_bug(make_find_bug(), variant=variant)
+
+
+@pytest.mark.parametrize("variant", [0, 1])
+def test_each_suspect_has_exactly_its_bug(variant):
+    query, keys, values, mask = probe()
+    want_context, want_weights = DotProductAttention()(query, keys, values, mask)
+    scaled_weights = DotProductAttention(scaled=True)(query, keys, values, mask)[1]
+    for label, fn in grading._suspects(variant).items():
+        context, weights = fn(query, keys, values, mask)
+        assert torch.isfinite(weights).all() and torch.isfinite(context).all(), label
+        weights_right = torch.allclose(weights, want_weights, atol=1e-6)
+        assert weights_right == (label in ("ok", "context_from_keys")), label
+        assert (weights[~mask].abs().max() > 0) == (label in ("mask_ignored", "mask_inverted")), label
+        if label == "scaled":
+            torch.testing.assert_close(weights, scaled_weights)
+        if label == "context_from_keys":
+            torch.testing.assert_close(context, torch.einsum("bs,bsd->bd", weights, keys))
+        if label == "ok":
+            torch.testing.assert_close(context, want_context)
+
+
+def wrong_label(label):
+    return lambda attend: (attend(*probe()), label)[1]
+
+
+FIND_BUG_MISTAKES = [
+    ("no padding", make_find_bug(lengths=(5, 5, 5)), "None of your calls had a False in the mask", {}),
+    ("values are the keys", make_find_bug(same_values=True, d_v=4), "same tensor as keys and values", {}),
+    ("context unchecked", make_find_bug(check_context=False), "compare the context with the reference", {}),
+    ("rows unchecked", make_find_bug(check_rows=False), r"does not sum to 1.*weights.sum\(-1\)", {}),
+    ("rows unchecked, batch of one", make_find_bug(check_rows=False, B=1, lengths=(3,)), "batch of one", {}),
+    ("d = 1", make_find_bug(d=1), "d = 1, where sqrt", {}),
+    ("inverted taken for ignored", make_find_bug(check_inverted=False), r"0 on the real positions", {}),
+    ("always ok", wrong_label("ok"), r"answered 'ok' for a function whose bug is 'mask_ignored'", {}),
+    ("never runs it", lambda attend: "ok", "never called the function", {}),
+    ("label not in the list", wrong_label("mask bug"), "expected one of the labels", {}),
+    ("None", lambda attend: None, "expected one of the labels", {}),
+    ("raises", lambda attend: attend(torch.randn(2, 3), torch.randn(2, 4, 5), torch.randn(2, 4, 5),
+                                     torch.ones(2, 4, dtype=torch.bool)), "raised RuntimeError", {}),
+    ("not answered", lambda attend: (_ for _ in ()).throw(NotImplementedError()), "not answered yet", {}),
+]
+
+
+@pytest.mark.parametrize("name, fn, pattern, kwargs", FIND_BUG_MISTAKES, ids=[m[0] for m in FIND_BUG_MISTAKES])
+def test_find_bug_mistakes_are_named(name, fn, pattern, kwargs):
+    fails_with(grading.check_find_bug, fn, pattern, **kwargs)
+
+
+def test_find_bug_comparing_with_equality_is_named():
+    # variant 1's correct suspect normalises by hand: its weights differ from the library's in the last bits
+    query, keys, values, mask = probe()
+    ours = grading._suspects(1)["ok"](query, keys, values, mask)[1]
+    if torch.equal(ours, DotProductAttention()(query, keys, values, mask)[1]):
+        pytest.skip("on this machine the two orders of operations happen to agree bit for bit")
+    fails_with(grading.check_find_bug, make_find_bug(exact=True), r"answered 'scaled' for a function with no bug.*"
+               r"tolerance, torch.allclose", variant=1)

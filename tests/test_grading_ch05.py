@@ -213,3 +213,56 @@ SIN_MISTAKES = [
 @pytest.mark.parametrize("name, fn, pattern", SIN_MISTAKES, ids=[m[0] for m in SIN_MISTAKES])
 def test_sinusoidal_mistakes_are_named(name, fn, pattern):
     fails_with(grading.check_sinusoidal, fn, pattern)
+
+
+# -- exercise 6: a prediction, what self-attention knows about order ----------------------------------------
+
+ORDER = {"no_positions": True, "padding_mask": True, "causal_mask": False, "rope_permuted": False,
+         "rope_shifted": True, "sinusoidal_shifted": False}
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"seed": 1, "T": 11, "C": 24, "H": 3}, {"seed": 2, "T": 5, "C": 8, "H": 2},
+                                    {"seed": 3, "T": 2, "C": 4, "H": 1}])
+def test_order_predictions_reference_passes(kwargs):
+    grading.check_order_predictions(lambda: dict(ORDER), **kwargs)
+
+
+def test_order_cases_are_measured_far_from_the_threshold():
+    for seed, T, C, H in ((0, 8, 16, 4), (1, 11, 24, 3), (2, 5, 8, 2)):
+        gaps = grading._order_gaps(seed, T, C, H)
+        for key, holds in ORDER.items():
+            assert (gaps[key] < 1e-5) if holds else (gaps[key] > 0.05), (seed, key, gaps[key])
+
+
+ORDER_MISTAKES = [
+    ("causal_mask", r"'causal_mask'.*you predicted True.*tied to positions, not to tokens"),
+    ("padding_mask", r"'padding_mask'.*you predicted False.*computed from the tokens"),
+    ("rope_permuted", r"'rope_permuted'.*you predicted True.*changes the offsets"),
+    ("rope_shifted", r"'rope_shifted'.*you predicted False.*every offset t - s stays the same"),
+    ("sinusoidal_shifted", r"'sinusoidal_shifted'.*you predicted True.*x_t \+ PE_t"),
+    ("no_positions", r"'no_positions'.*you predicted False.*treats its tokens as a set"),
+]
+
+
+@pytest.mark.parametrize("key, pattern", ORDER_MISTAKES, ids=[m[0] for m in ORDER_MISTAKES])
+def test_order_mistakes_are_named(key, pattern):
+    message = fails_with(grading.check_order_predictions, lambda: {**ORDER, key: not ORDER[key]}, pattern)
+    assert "1 of 6 predictions are wrong" in message
+
+
+def test_order_all_wrong_lists_every_case():
+    message = fails_with(grading.check_order_predictions, lambda: {k: not v for k, v in ORDER.items()},
+                         "6 of 6 predictions are wrong")
+    assert all(f"'{key}'" in message for key in ORDER)
+
+
+@pytest.mark.parametrize("fn, pattern", [
+    (lambda: [True] * 6, "expected a dict with exactly the keys"),
+    (lambda: {k: v for k, v in ORDER.items() if k != "rope_shifted"}, "expected a dict with exactly the keys"),
+    (lambda: {**ORDER, "causal_mask": 0}, "'causal_mask' should be True or False"),
+    (lambda: {**ORDER, "no_positions": "yes"}, "'no_positions' should be True or False"),
+    (lambda: None, "expected a dict"),
+    (lambda: (_ for _ in ()).throw(NotImplementedError()), "not answered yet"),
+], ids=["list", "missing key", "int", "str", "None", "not answered"])
+def test_order_bad_answers_are_refused(fn, pattern):
+    fails_with(grading.check_order_predictions, fn, pattern)

@@ -183,3 +183,115 @@ LR_MISTAKES = [
 @pytest.mark.parametrize("name, fn, pattern", LR_MISTAKES, ids=[m[0] for m in LR_MISTAKES])
 def test_transformer_lr_mistakes_are_named(name, fn, pattern):
     fails_with(grading.check_transformer_lr, fn, pattern)
+
+
+# -- exercise 6: a prediction, the parameter count ----------------------------------------------------------
+
+from course_lib.transformer import Seq2SeqTransformer, TransformerConfig  # noqa: E402
+from course_lib.utils import count_params  # noqa: E402
+
+HIDDEN_PARAM_CONFIGS = (
+    dict(src_vocab_size=13, tgt_vocab_size=29, d_model=24, n_heads=3, d_ff=40, n_encoder_layers=1,
+         n_decoder_layers=2, max_len=50, positions="learned", norm_first=False),
+    dict(src_vocab_size=20, tgt_vocab_size=27),
+    dict(src_vocab_size=20, tgt_vocab_size=27, n_heads=1, norm_first=False),
+)
+
+
+def make_predict_params(*, heads=None, biases=True, norm_vectors=2, decoder_norms=3, cross=True, final=None,
+                        sinusoidal_params=0, learned_tables=2, head=True, head_bias=True, tied=False,
+                        pad_rows=0, ff_layers=2, head_vocab="tgt", embed_vocab=None, swap_depths=False):
+    """The reference formula, or one with a known mistake."""
+    def predict_params(c):
+        C, F, H = c.d_model, c.d_ff, c.n_heads
+        b = 1 if biases else 0
+        weights = 4 * C * C if heads is None else (4 * C * C * H if heads == "times" else 4 * C * C // H)
+        attention = weights + 4 * C * b
+        ff = (C * F + F * b) + ((F * C + C * b) if ff_layers == 2 else 0)
+        norm = norm_vectors * C
+        enc = attention + ff + 2 * norm
+        dec = (2 if cross else 1) * attention + ff + decoder_norms * norm
+        vs, vt = (c.src_vocab_size, c.tgt_vocab_size) if embed_vocab is None else (embed_vocab(c),) * 2
+        embeddings = (vs + vt - pad_rows) * C
+        positions = (learned_tables * c.max_len * C if c.positions == "learned"
+                     else sinusoidal_params * c.max_len * C)
+        finals = 2 * norm if (c.norm_first if final is None else final) else 0
+        v_out = c.tgt_vocab_size if head_vocab == "tgt" else c.src_vocab_size
+        out = (0 if tied else C * v_out) + (v_out * b if head_bias else 0) if head else 0
+        n_enc, n_dec = (c.n_decoder_layers, c.n_encoder_layers) if swap_depths else (c.n_encoder_layers, c.n_decoder_layers)
+        return embeddings + positions + n_enc * enc + n_dec * dec + finals + out
+    return predict_params
+
+
+def test_param_prediction_reference_passes():
+    grading.check_param_prediction(make_predict_params())
+    grading.check_param_prediction(make_predict_params(), configs=HIDDEN_PARAM_CONFIGS)
+
+
+@pytest.mark.parametrize("config", grading.PUBLIC_PARAM_CONFIGS + HIDDEN_PARAM_CONFIGS)
+def test_param_counts_come_from_the_library(config):
+    config = TransformerConfig(**config)
+    total, mistakes = grading.param_mistakes(config)
+    assert total == count_params(Seq2SeqTransformer(config)) == make_predict_params()(config)
+    assert all(count != total for _, count in mistakes)
+
+
+def test_param_mistakes_of_the_public_configs_are_told_apart():
+    for config in grading.PUBLIC_PARAM_CONFIGS:
+        counts = {}
+        for message, count in grading.param_mistakes(TransformerConfig(**config))[1]:
+            counts.setdefault(count, set()).add(message)
+        assert all(len(messages) == 1 for messages in counts.values()), config
+
+
+PARAM_MISTAKES = [
+    ("sinusoidal counted", make_predict_params(sinusoidal_params=2), "sinusoidal positions are a fixed table"),
+    ("sinusoidal counted once", make_predict_params(sinusoidal_params=1), "sinusoidal positions are a fixed table"),
+    ("learned forgotten", make_predict_params(learned_tables=0), "learned positions are parameters"),
+    ("learned once", make_predict_params(learned_tables=1), "learned positions come twice"),
+    ("no cross-attention", make_predict_params(cross=False), "cross-attention to the memory"),
+    ("two norms per decoder layer", make_predict_params(decoder_norms=2), "three LayerNorms"),
+    ("no final norms", make_predict_params(final=False), "pre-norm stack ends with a final LayerNorm"),
+    ("final norms in post-norm", make_predict_params(final=True), "post-norm stack has no final LayerNorm"),
+    ("heads multiply", make_predict_params(heads="times"), "not H full projections"),
+    ("heads divide", make_predict_params(heads="divide"), "no factor 1/H"),
+    ("no biases", make_predict_params(biases=False), "forgot the biases"),
+    ("one vector per norm", make_predict_params(norm_vectors=1), "you counted one"),
+    ("no norms", make_predict_params(norm_vectors=0), "you forgot the LayerNorms"),
+    ("no head", make_predict_params(head=False), "forgot the output layer"),
+    ("no head bias", make_predict_params(head_bias=False), "output layer has a bias too"),
+    ("tied head", make_predict_params(tied=True), "not tied to the target embedding"),
+    ("pad rows left out", make_predict_params(pad_rows=2), "padding row of each embedding still counts"),
+    ("one ff layer", make_predict_params(ff_layers=1), "two linear layers"),
+    ("head of the source vocabulary", make_predict_params(head_vocab="src"), "size is tgt_vocab_size"),
+    ("one vocabulary for both", make_predict_params(embed_vocab=lambda c: c.src_vocab_size), "its own vocabulary"),
+    ("depths swapped", make_predict_params(swap_depths=True), "you swapped them"),
+]
+
+
+@pytest.mark.parametrize("name, fn, pattern", PARAM_MISTAKES, ids=[m[0] for m in PARAM_MISTAKES])
+def test_param_mistakes_are_named(name, fn, pattern):
+    configs = grading.PUBLIC_PARAM_CONFIGS
+    message = fails_with(grading.check_param_prediction, fn, pattern, configs=configs)
+    assert "the model has" in message
+
+
+def test_param_prediction_refuses_a_counted_model_and_restores_modules():
+    before = torch.nn.Module.__init__
+    fails_with(grading.check_param_prediction, lambda c: count_params(Seq2SeqTransformer(c)),
+               r"built a torch module \(Seq2SeqTransformer\).*prediction")
+    assert torch.nn.Module.__init__ is before
+    torch.nn.Linear(2, 2)  # modules can be built again
+
+
+@pytest.mark.parametrize("fn, pattern", [
+    (lambda c: float(make_predict_params()(c)), "return an int"),
+    (lambda c: str(make_predict_params()(c)), "expected an int"),
+    (lambda c: True, "expected an int"),
+    (lambda c: torch.tensor(make_predict_params()(c)), r"expected an int.*Wrap it in int"),
+    (lambda c: None, "expected an int"),
+    (lambda c: make_predict_params()(c) + 7, r"\(\+7\).*Where they are"),
+    (lambda c: (_ for _ in ()).throw(NotImplementedError()), "not answered yet"),
+], ids=["float", "str", "bool", "tensor", "None", "off by 7", "not answered"])
+def test_param_bad_answers_are_refused(fn, pattern):
+    fails_with(grading.check_param_prediction, fn, pattern)

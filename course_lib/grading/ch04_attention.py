@@ -11,7 +11,12 @@ safely, and names the usual mistake when the answer is wrong:
    that the general score does not have, query and keys swapped;
 4. ``check_dot_attention``: mask ignored, softmax over the wrong axis, the keys averaged instead
    of the values, the mean of the values (weights ignored), context and weights swapped, the
-   scores returned instead of the weights, a 1/sqrt(d) scale.
+   scores returned instead of the weights, a 1/sqrt(d) scale;
+5. ``check_find_bug`` (a diagnosis): the learner's ``find_bug(attend)`` runs a suspect attention
+   function and names its bug (one of :data:`BUG_LABELS`). The suspects record how they were
+   called, so a wrong label is explained by what the experiment lacked: no padding in the mask,
+   the same tensor as keys and values, a batch of one, d = 1, a correct function flagged because
+   it was compared with == instead of a tolerance; a label outside the list.
 
 Glossary: B batch, S source length, T target length, d_q query width, d_k key width,
 d_v value width, A the additive scorer's hidden width.
@@ -224,3 +229,176 @@ def check_dot_attention(dot_attention: Callable, *, seed: int = 0, lengths: tupl
             lambda: (values * real).sum(1) / real.sum(1),
         "the context should weight the values, not the keys.": lambda: torch.einsum("bs,bsd->bd", want_w, keys),
     })
+
+
+# -- exercise 5: a diagnosis, find the bug ------------------------------------------------------------------
+
+BUG_LABELS = {
+    "ok": "no bug: Luong's dot attention with the padding masked",
+    "mask_ignored": "the padded positions get weight, as if there were no mask",
+    "mask_inverted": "the mask is read the wrong way round: the real positions are hidden, the padding is not",
+    "softmax_axis": "the softmax runs over the batch axis instead of the S source positions",
+    "scaled": "the scores are divided by sqrt(d), a scale Luong's dot score does not have",
+    "context_from_keys": "the context is the weighted sum of the keys instead of the values",
+}
+
+
+def _dot_scores(query, keys):
+    return torch.einsum("bd,bsd->bs", query, keys)                        # (B, S)
+
+
+def _masked_exp_softmax(scores, keep, dim=-1):
+    """A hand-written masked softmax: exp of the kept scores, normalised along ``dim``; never NaN."""
+    scores = scores.masked_fill(~keep, -1e9)
+    e = torch.exp(scores - scores.amax(dim, keepdim=True)) * keep
+    return e / e.sum(dim, keepdim=True).clamp_min(1e-30)
+
+
+def _suspects(variant: int) -> dict:
+    """label -> an attention function with that bug (and only that one). Variant 0 is written with
+    the library's masked_softmax, variant 1 by hand, so a diagnosis must rest on behaviour."""
+    if variant == 0:
+        def ok(query, keys, values, mask):
+            w = masked_softmax(_dot_scores(query, keys), mask)
+            return torch.einsum("bs,bsv->bv", w, values), w
+
+        def mask_ignored(query, keys, values, mask):
+            w = torch.softmax(_dot_scores(query, keys), dim=-1)
+            return torch.einsum("bs,bsv->bv", w, values), w
+
+        def mask_inverted(query, keys, values, mask):
+            w = masked_softmax(_dot_scores(query, keys), ~mask)
+            return torch.einsum("bs,bsv->bv", w, values), w
+
+        def softmax_axis(query, keys, values, mask):
+            w = masked_softmax(_dot_scores(query, keys), mask, dim=0)
+            return torch.einsum("bs,bsv->bv", w, values), w
+
+        def scaled(query, keys, values, mask):
+            w = masked_softmax(_dot_scores(query, keys) / math.sqrt(query.shape[-1]), mask)
+            return torch.einsum("bs,bsv->bv", w, values), w
+
+        def context_from_keys(query, keys, values, mask):
+            w = masked_softmax(_dot_scores(query, keys), mask)
+            return torch.einsum("bs,bsd->bd", w, keys), w
+    else:
+        def scores_of(query, keys):
+            return (query[:, None, :] * keys).sum(-1)                       # (B, S)
+
+        def ok(query, keys, values, mask):
+            w = _masked_exp_softmax(scores_of(query, keys), mask)
+            return (w[..., None] * values).sum(1), w
+
+        def mask_ignored(query, keys, values, mask):                         # padding scored 0, not -inf
+            w = torch.softmax(scores_of(query, keys) * mask, dim=-1)
+            return (w[..., None] * values).sum(1), w
+
+        def mask_inverted(query, keys, values, mask):
+            w = _masked_exp_softmax(scores_of(query, keys), ~mask)
+            return (w[..., None] * values).sum(1), w
+
+        def softmax_axis(query, keys, values, mask):
+            w = _masked_exp_softmax(scores_of(query, keys), mask, dim=0)
+            return (w[..., None] * values).sum(1), w
+
+        def scaled(query, keys, values, mask):
+            w = _masked_exp_softmax(scores_of(query, keys) / keys.shape[-1] ** 0.5, mask)
+            return (w[..., None] * values).sum(1), w
+
+        def context_from_keys(query, keys, values, mask):
+            w = _masked_exp_softmax(scores_of(query, keys), mask)
+            return (w[..., None] * keys).sum(1), w
+    return {"ok": ok, "mask_ignored": mask_ignored, "mask_inverted": mask_inverted,
+            "softmax_axis": softmax_axis, "scaled": scaled, "context_from_keys": context_from_keys}
+
+
+def _facts(args: tuple, kwargs: dict) -> dict:
+    """What one call of a suspect shows about the experiment: padding, batch size, widths."""
+    names = ("query", "keys", "values", "mask")
+    given = dict(zip(names, args), **kwargs)
+    facts = {}
+    try:
+        mask = given["mask"]
+        facts["padded"] = bool(mask.dtype == torch.bool and not bool(mask.all()))
+    except Exception:
+        pass
+    try:
+        facts["batch"] = int(given["query"].shape[0])
+        facts["d"] = int(given["query"].shape[-1])
+    except Exception:
+        pass
+    try:
+        keys, values = given["keys"], given["values"]
+        facts["values_differ"] = not (keys.shape == values.shape and bool(torch.equal(keys, values)))
+    except Exception:
+        pass
+    return facts
+
+
+def _instrumented(fn: Callable, log: list) -> Callable:
+    def attend(query, keys, values, mask):
+        """query (B, d), keys (B, S, d), values (B, S, d_v), mask (B, S) bool -> (context, weights)."""
+        log.append(_facts((query, keys, values, mask), {}))
+        return fn(query, keys, values, mask)
+    return attend
+
+
+def _why(label: str, log: list) -> str:
+    """Why an experiment missed the bug ``label``: from what the suspect saw of it."""
+    seen = lambda key: [f[key] for f in log if key in f]  # noqa: E731
+    if not log:
+        return ("Your `find_bug` never called the function it was given: run it on inputs of your own and "
+                "look at what it returns.")
+    padded = any(seen("padded"))
+    if label in ("mask_ignored", "mask_inverted") and not padded:
+        return ("None of your calls had a False in the mask, so no position was padding and a mask bug "
+                "cannot show: give some rows fewer real positions, e.g. lengths (5, 3, 1) for S = 5.")
+    if label == "mask_ignored":
+        return ("Its weights on the padding (where mask is False) are not 0: look at `weights[~mask]`.")
+    if label == "mask_inverted":
+        return ("Its weights are 0 on the real positions and positive only on the padding (a row without "
+                "padding gets no weight at all): look at `weights[mask]` and `weights[~mask]`.")
+    if label == "softmax_axis":
+        hint = ("Its weights are 0 on the padding, but a row of weights does not sum to 1 (a column over the "
+                "batch does): look at `weights.sum(-1)`.")
+        if seen("batch") and max(seen("batch")) == 1:
+            hint += " With a batch of one the batch axis has one entry: use B >= 2 so that the axes differ."
+        return hint
+    if label == "scaled":
+        if seen("d") and max(seen("d")) == 1:
+            return "All your queries had d = 1, where sqrt(d) = 1 and the scale changes nothing: use d >= 2."
+        return ("Its weights are a proper distribution with no weight on padding, yet differ from the "
+                "reference's: compare them with `DotProductAttention()(query, keys, values, mask)[1]` "
+                "(torch.allclose), then with `DotProductAttention(scaled=True)`.")
+    if label == "context_from_keys":
+        if seen("values_differ") and not any(seen("values_differ")):
+            return ("Every call passed the same tensor as keys and values (as the chapter's decoder does), so a "
+                    "context read from the keys looks right: pass values that differ from the keys, best of "
+                    "another width d_v.")
+        return ("Its weights are right but its context is not the weighted sum of the values: compare the "
+                "context with the reference's too (shape and values).")
+    return ("This function is correct; it only adds in another order than the reference (a hand-written "
+            "softmax, einsum instead of bmm), so its numbers may differ from the reference's in the last "
+            "bits. Compare with a tolerance, torch.allclose(..., atol=1e-5), not with ==.")
+
+
+@checker
+def check_find_bug(find_bug: Callable, *, variant: int = 0, labels: tuple[str, ...] = tuple(BUG_LABELS)) -> None:
+    """``find_bug(attend)`` must return the label (a key of :data:`BUG_LABELS`) of the bug of the
+    attention function ``attend(query (B, d), keys (B, S, d), values (B, S, d_v), mask (B, S))
+    -> (context (B, d_v), weights (B, S))`` it is given, by running it. Each suspect has at most
+    one bug; ``variant`` picks how the suspects are written (0: with the library's masked_softmax,
+    1: by hand)."""
+    suspects = _suspects(variant)
+    for label in labels:
+        log: list = []
+        got = call(find_bug, _instrumented(suspects[label], log), name="find_bug")
+        if not isinstance(got, str) or got not in BUG_LABELS:
+            listed = ", ".join(repr(k) for k in BUG_LABELS)
+            raise Feedback(f"`find_bug` returned {describe(got)}; expected one of the labels {listed} "
+                           "(a str, spelled exactly so).")
+        if got == label:
+            continue
+        what = ("a function with no bug" if label == "ok"
+                else f"a function whose bug is {label!r} ({BUG_LABELS[label]})")
+        raise Feedback(f"`find_bug` answered {got!r} for {what}. {_why(label, log)}")

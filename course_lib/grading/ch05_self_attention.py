@@ -13,7 +13,12 @@ safely, and names the usual mistake when the answer is wrong:
    transpose, heads interleaved (channel c to head c mod H), axes in the wrong order (a shape
    error that names them), the transpose forgotten in merge;
 5. ``check_sinusoidal``: sin and cos swapped, halves concatenated instead of interleaved, the
-   exponent i/d instead of 2i/d, positions from 1, the frequency multiplied instead of divided.
+   exponent i/d instead of 2i/d, positions from 1, the frequency multiplied instead of divided;
+6. ``check_order_predictions`` (a prediction, measured on the library's attention): the causal
+   mask taken for a content mask like padding, the padding mask taken for a positional one, RoPE
+   taken as order-blind (offsets change under a permutation) or as shift-sensitive (a shift keeps
+   every offset), added sinusoids taken as shift-invariant (PE_t . PE_s is, x_t + PE_t is not),
+   self-attention without positions taken as order-aware; not a dict of six bools.
 
 Glossary: B batch, T queries, S keys, D head dim (d_k), H heads, C = H * D channels.
 """
@@ -24,8 +29,9 @@ from typing import Callable
 
 import torch
 
-from ..attention import split_heads
-from .core import Feedback, call, checker, expect_close, expect_tensor, expect_tuple, generator
+from ..attention import (MultiHeadAttention, apply_rope, merge_heads, naive_attention, sinusoidal_positions,
+                         split_heads)
+from .core import Feedback, call, checker, describe, expect_close, expect_tensor, expect_tuple, generator
 
 _EQUATION = "softmax(Q K^T / sqrt(d_k)) V"
 
@@ -255,3 +261,105 @@ def check_sinusoidal(sinusoidal: Callable, *, T: int = 12, d_model: int = 8) -> 
         "the angle is t / 10000^(2i/d_model): divide the position by the power, do not multiply.":
             lambda: _sinusoidal(T, d_model, multiply=True),
     })
+
+
+# -- exercise 6: a prediction, what self-attention knows about order ---------------------------------------
+
+ORDER_CASES = {
+    "no_positions": "no positions, no mask: permuting the tokens permutes the outputs the same way",
+    "padding_mask": "a padding mask that travels with its tokens: permuting the tokens permutes the outputs",
+    "causal_mask": "the causal mask: permuting the tokens permutes the outputs",
+    "rope_permuted": "RoPE on q and k: permuting the tokens permutes the outputs",
+    "rope_shifted": "RoPE on q and k: numbering the positions from 100 instead of 0 leaves the outputs unchanged",
+    "sinusoidal_shifted": "sinusoids added to the input: numbering the positions from 100 instead of 0 leaves the "
+                          "outputs unchanged",
+}
+
+_ORDER_WHY = {
+    "no_positions": (
+        "Without positions and masks, self-attention treats its tokens as a set: each query meets the same "
+        "keys in another order, and neither the softmax nor the weighted sum cares about order "
+        "(section 4: f(PX) = P f(X))."),
+    "padding_mask": (
+        "The padding mask is computed from the tokens (which ones are pad), not from their places: permute the "
+        "tokens and the mask is permuted with them, so every query still sees the same set of real keys. You "
+        "treated it like the causal mask, which is tied to positions."),
+    "causal_mask": (
+        "The causal mask is tied to positions, not to tokens: after the permutation a token that moved to the "
+        "front sees only itself, and one that moved to the back sees everything. So even without any position "
+        "encoding a causal layer can tell order; the mask is not a content mask like padding."),
+    "rope_permuted": (
+        "RoPE makes each score depend on the offset t - s between query and key; a permutation changes the "
+        "offsets between tokens (it is not a shift), so the scores, and the outputs, change. Relative positions "
+        "still are positions."),
+    "rope_shifted": (
+        "Numbering every position from 100 adds 100 to t and to s alike, so every offset t - s stays the same, "
+        "and RoPE's scores depend on the positions only through it: (R_t q) . (R_s k) = q . R_(s-t) k."),
+    "sinusoidal_shifted": (
+        "PE_t . PE_s depends only on t - s, but the layer does not see PE_t alone: it sees x_t + PE_t, and the "
+        "vectors PE_(t+100) differ from PE_t, so the queries, keys and values all change (section 4's RoPE "
+        "check measures the same: added sinusoids do not make the scores depend on the offset alone)."),
+}
+
+
+def _order_gaps(seed: int, T: int, C: int, H: int) -> dict:
+    """How much the outputs move in each experiment of :data:`ORDER_CASES` (largest |difference|),
+    with one MultiHeadAttention layer of random weights and biases."""
+    if T < 2 or C % H or (C // H) % 2:
+        raise ValueError(f"T >= 2 and an even head width C / H are needed, got T = {T}, C = {C}, H = {H}")
+    torch.manual_seed(10500 + seed)
+    layer = MultiHeadAttention(C, H).eval()
+    g = _gen(10500 + seed)
+    with torch.no_grad():
+        for proj in (layer.q_proj, layer.k_proj, layer.v_proj, layer.out_proj):
+            proj.bias.normal_(generator=g)
+        x = torch.randn(1, T, C, generator=g)
+        perm = torch.randperm(T, generator=g)
+        while perm[0] == 0 or perm[-1] == T - 1:               # move the first and the last token
+            perm = torch.randperm(T, generator=g)
+        pad = torch.arange(T) < T - max(1, T // 3)                # the last third is padding
+
+        def f(x, mask=None, causal=False, rope_offset=None):
+            q, k, v = (split_heads(p(x), H) for p in (layer.q_proj, layer.k_proj, layer.v_proj))
+            if rope_offset is not None:
+                q, k = apply_rope(q, offset=rope_offset), apply_rope(k, offset=rope_offset)
+            return layer.out_proj(merge_heads(naive_attention(q, k, v, mask=mask, causal=causal)[0]))
+
+        def key_mask(keep):
+            return keep[None, None, None, :]                      # (1, 1, 1, S): over the keys
+
+        gap = lambda a, b: (a - b).abs().max().item()  # noqa: E731
+        return {
+            "no_positions": gap(f(x[:, perm]), f(x)[:, perm]),
+            "padding_mask": gap(f(x[:, perm], mask=key_mask(pad[perm])), f(x, mask=key_mask(pad))[:, perm]),
+            "causal_mask": gap(f(x[:, perm], causal=True), f(x, causal=True)[:, perm]),
+            "rope_permuted": gap(f(x[:, perm], rope_offset=0), f(x, rope_offset=0)[:, perm]),
+            "rope_shifted": gap(f(x, rope_offset=100), f(x, rope_offset=0)),
+            "sinusoidal_shifted": gap(f(x + sinusoidal_positions(T + 100, C)[100:]),
+                                      f(x + sinusoidal_positions(T, C))),
+        }
+
+
+@checker
+def check_order_predictions(predict: Callable, *, seed: int = 0, T: int = 8, C: int = 16, H: int = 4) -> None:
+    """``predict()`` must return a dict with the keys of :data:`ORDER_CASES`, each True where the
+    statement holds (to float rounding). The check measures each with one ``MultiHeadAttention``
+    layer of random weights on a sequence of T tokens; a gap below 1e-4 counts as unchanged."""
+    got = call(predict, name="predict_order")
+    keys = tuple(ORDER_CASES)
+    if not isinstance(got, dict) or set(got) != set(keys):
+        raise Feedback(f"`predict_order` returned {describe(got)}; expected a dict with exactly the keys "
+                       f"{', '.join(repr(k) for k in keys)}, each True or False.")
+    for key in keys:
+        if not isinstance(got[key], bool):
+            raise Feedback(f"`predict_order`: {key!r} should be True or False, got {describe(got[key])}.")
+    gaps = _order_gaps(seed, T, C, H)
+    wrong = []
+    for key in keys:
+        holds = gaps[key] < 1e-4
+        if got[key] != holds:
+            moved = f"they move by {gaps[key]:.1e}, i.e. not at all" if holds else f"they move by up to {gaps[key]:.2f}"
+            wrong.append(f"- {key!r} ({ORDER_CASES[key]}): you predicted {got[key]}; measured, "
+                         f"{moved}. {_ORDER_WHY[key]}")
+    if wrong:
+        raise Feedback(f"`predict_order`: {len(wrong)} of {len(keys)} predictions are wrong.\n" + "\n".join(wrong))

@@ -13,18 +13,28 @@ safely, and names the usual mistake when the answer is wrong:
    (1 - eps) factor forgotten, a sum instead of the mean, smoothing ignored, probabilities
    instead of log-probabilities;
 5. ``check_transformer_lr``: max instead of min, the d_model^-0.5 factor forgotten, the two
-   exponents swapped, warmup^-0.5 instead of warmup^-1.5.
+   exponents swapped, warmup^-0.5 instead of warmup^-1.5;
+6. ``check_param_prediction`` (a prediction, checked against ``count_params`` of the library's
+   ``Seq2SeqTransformer``): the sinusoidal table counted or learned positions forgotten, the
+   cross-attention or the third LayerNorm of a decoder layer forgotten, the final LayerNorms of
+   pre-norm forgotten or given to post-norm, a count that grows or shrinks with the number of
+   heads, biases forgotten, one vector per LayerNorm, the output layer forgotten, tied or without
+   its bias, the padding rows left out, the feed-forward's second layer forgotten, the head sized by
+   the source vocabulary, encoder and decoder depths swapped; an answer that builds a model.
 
 Glossary: B batch, T target length, C = d_model channels, N predictions, V vocabulary.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Callable
 
 import torch
+from torch import nn
 
-from ..transformer import EncoderLayer
+from ..transformer import EncoderLayer, Seq2SeqTransformer, TransformerConfig
+from ..utils import count_params
 from .core import Feedback, call, checker, describe, expect_close, expect_tensor, generator
 
 
@@ -243,3 +253,145 @@ def check_transformer_lr(transformer_lr: Callable, *, d_model: int = 64, warmup:
         "the warm-up branch is step * warmup^-1.5 (so that both branches meet at step = warmup), not "
         "step * warmup^-0.5.": lambda: curve(b=-0.5),
     })
+
+
+# -- exercise 6: a prediction, the parameter count ----------------------------------------------------------
+
+PUBLIC_PARAM_CONFIGS = (
+    dict(src_vocab_size=22, tgt_vocab_size=17, d_model=32, n_heads=4, d_ff=96, n_encoder_layers=2,
+         n_decoder_layers=3, max_len=40),
+    dict(src_vocab_size=22, tgt_vocab_size=17, d_model=32, n_heads=8, d_ff=96, n_encoder_layers=2,
+         n_decoder_layers=3, max_len=40),
+    dict(src_vocab_size=22, tgt_vocab_size=17, d_model=32, n_heads=4, d_ff=96, n_encoder_layers=2,
+         n_decoder_layers=3, max_len=40, positions="learned", norm_first=False),
+)
+
+
+def _describe_config(c: TransformerConfig) -> str:
+    return (f"TransformerConfig(src_vocab_size={c.src_vocab_size}, tgt_vocab_size={c.tgt_vocab_size}, "
+            f"d_model={c.d_model}, n_heads={c.n_heads}, d_ff={c.d_ff}, n_encoder_layers={c.n_encoder_layers}, "
+            f"n_decoder_layers={c.n_decoder_layers}, max_len={c.max_len}, positions={c.positions!r}, "
+            f"norm_first={c.norm_first})")
+
+
+def param_mistakes(config: TransformerConfig) -> tuple[int, list[tuple[str, int]]]:
+    """The parameter count of ``Seq2SeqTransformer(config)``, and what each known mistake would
+    answer instead, as (message, count) pairs. Every number comes from the library's modules."""
+    torch.manual_seed(0)
+    model = Seq2SeqTransformer(config)
+    total = count_params(model)
+    C, Vs, Vt, H = config.d_model, config.src_vocab_size, config.tgt_vocab_size, config.n_heads
+    n_enc, n_dec = config.n_encoder_layers, config.n_decoder_layers
+    enc_layer, dec_layer = model.encoder.layers[0], model.decoder.layers[0]
+    attention, norm = count_params(enc_layer.self_attn), count_params(enc_layer.norm1)
+    projections = (enc_layer.self_attn.q_proj, enc_layer.self_attn.k_proj, enc_layer.self_attn.v_proj,
+                   enc_layer.self_attn.out_proj)
+    attention_weights = sum(p.weight.numel() for p in projections)                    # 4 C^2
+    n_attentions = n_enc + 2 * n_dec
+    n_norms = sum(isinstance(m, nn.LayerNorm) for m in model.modules())
+    linear_biases = sum(m.bias.numel() for m in model.modules() if isinstance(m, nn.Linear) and m.bias is not None)
+    head = count_params(model.decoder.head)
+    table = config.max_len * C                                                          # one position table
+    mistakes: list[tuple[str, int]] = []
+
+    def add(message: str, count: int) -> None:
+        mistakes.append((message, count))
+
+    if config.positions == "sinusoidal":
+        add("the sinusoidal positions are a fixed table (a buffer), not parameters: they cost nothing.",
+            total + 2 * table)
+        add("the sinusoidal positions are a fixed table (a buffer), not parameters: they cost nothing.",
+            total + table)
+    else:
+        add("learned positions are parameters: a (max_len, d_model) table in the encoder's embedding "
+            "and another in the decoder's.", total - 2 * table)
+        add("learned positions come twice: a (max_len, d_model) table in the encoder's embedding and "
+            "another in the decoder's.", total - table)
+    add("a decoder layer has two attentions, masked self-attention and cross-attention to the memory; "
+        "you counted one.", total - n_dec * attention)
+    add("a decoder layer has three LayerNorms, one per sub-layer, not two.", total - n_dec * norm)
+    if config.norm_first:
+        add("a pre-norm stack ends with a final LayerNorm (one after the encoder, one after the decoder): "
+            "you left them out.", total - 2 * norm)
+    else:
+        add("a post-norm stack has no final LayerNorm (each sub-layer already ends in one; norm_first=False): "
+            "you added two.", total + 2 * norm)
+    if H > 1:
+        heads = ("the number of heads does not change the count: the H heads are slices of one (d_model, "
+                 "d_model) projection each for q, k and v (D = d_model / H channels each), ")
+        add(heads + "not H full projections.", total + (H - 1) * n_attentions * attention_weights)
+        add(heads + "so there is no factor 1/H either.", total - n_attentions * attention_weights * (H - 1) // H)
+    add("you forgot the biases of the linear layers (the four attention projections, both feed-forward "
+        "layers and the output layer each have one).", total - linear_biases)
+    add("a LayerNorm has two vectors of d_model parameters, the gain and the bias; you counted one.",
+        total - n_norms * C)
+    add("you forgot the LayerNorms: each has a gain and a bias of d_model parameters.", total - n_norms * 2 * C)
+    add("you forgot the output layer, Linear(d_model, tgt_vocab_size) with its bias.", total - head)
+    add("the output layer has a bias too, tgt_vocab_size parameters.", total - Vt)
+    add("the output layer is not tied to the target embedding in this model: it has its own "
+        "(tgt_vocab_size, d_model) weight.", total - C * Vt)
+    add("the padding row of each embedding still counts: padding_idx only keeps it at zero and stops "
+        "its gradient.", total - 2 * C)
+    add("the feed-forward network has two linear layers, d_model -> d_ff and d_ff -> d_model, each with a "
+        "bias.", total - (n_enc + n_dec) * count_params(enc_layer.ff.linear2))
+    if Vs != Vt:
+        add("the output layer predicts target tokens: its size is tgt_vocab_size, not src_vocab_size.",
+            total + (C + 1) * (Vs - Vt))
+        for V in (Vs, Vt):
+            add("each embedding has its own vocabulary: src_vocab_size rows in the encoder's, tgt_vocab_size "
+                "in the decoder's.", total + (2 * V - Vs - Vt) * C)
+    if n_enc != n_dec:
+        add("the encoder has n_encoder_layers layers and the decoder n_decoder_layers: you swapped them.",
+            total + (n_dec - n_enc) * (count_params(enc_layer) - count_params(dec_layer)))
+    return total, [(m, n) for m, n in mistakes if n != total]
+
+
+@contextlib.contextmanager
+def _no_modules(name: str):
+    """While the learner's prediction runs, building a torch module raises Feedback: it asks for a
+    formula, not for count_params of a model."""
+    original = nn.Module.__init__
+
+    def refuse(self, *args, **kwargs):
+        raise Feedback(f"`{name}` built a torch module ({type(self).__name__}) to count its parameters; this "
+                       "exercise asks for a prediction: a formula in the config's numbers. (Compare it with "
+                       "count_params outside the function, once you have it.)")
+
+    nn.Module.__init__ = refuse
+    try:
+        yield
+    finally:
+        nn.Module.__init__ = original
+
+
+@checker
+def check_param_prediction(predict_params: Callable, *, configs: tuple[dict, ...] = PUBLIC_PARAM_CONFIGS) -> None:
+    """``predict_params(config)`` must return, as an int, the number of parameters of
+    ``Seq2SeqTransformer(config)`` for each ``TransformerConfig(**c)`` of ``configs``, computed from
+    a formula (it may not build a model). Checked against ``count_params`` of the library's model."""
+    for kwargs in configs:
+        config = TransformerConfig(**kwargs)
+        total, mistakes = param_mistakes(config)
+        with _no_modules("predict_params"):
+            got = call(predict_params, config, name="predict_params")
+        if isinstance(got, float) and got.is_integer():
+            raise Feedback(f"`predict_params` returned the float {got!r}; return an int (a count), e.g. int(...) "
+                           "or integer arithmetic (// instead of /).")
+        if isinstance(got, bool) or not isinstance(got, int):
+            hint = (" Wrap it in int(...)." if isinstance(got, torch.Tensor) or type(got).__module__ == "numpy"
+                    else "")
+            raise Feedback(f"`predict_params` returned {describe(got)}; expected an int, the number of "
+                           f"parameters.{hint}")
+        if got == total:
+            continue
+        shown = _describe_config(config)
+        named = list(dict.fromkeys(message for message, count in mistakes if got == count))
+        if named:
+            raise Feedback(f"`predict_params` returned {got:,} for {shown}; the model has {total:,} "
+                           f"parameters: {' Or: '.join(named)}")
+        raise Feedback(
+            f"`predict_params` returned {got:,} for {shown}; the model has {total:,} parameters ({got - total:+,}). "
+            "Where they are: the two token embeddings (source and target), position tables only if learned, "
+            "per encoder layer a self-attention, a feed-forward network and 2 LayerNorms, per decoder layer a "
+            "self-attention, a cross-attention, a feed-forward network and 3 LayerNorms, one final LayerNorm per "
+            "stack when pre-norm, and the output layer. Count each with its biases.")
