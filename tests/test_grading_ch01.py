@@ -1,5 +1,7 @@
 """course_lib.grading.ch01_rnn: the reference answers pass, and each known mistake, written as the
 function a learner would write, gets the message that names it."""
+import math
+
 import pytest
 import torch
 
@@ -365,3 +367,85 @@ def test_generate_mistakes_are_named(fn, pattern):
 
 def test_generate_tensor_items_are_accepted():
     grading.check_generate(lambda m, p, n, t, g: [torch.tensor(i) for i in generate(m, p, n, t, g)])
+
+
+# -- exercise 6: a prediction, the gradient norm at a distance ----------------------------------------
+
+def predicted_grad_norm(rho, d_hidden, distance):
+    return rho ** distance * math.sqrt(d_hidden)
+
+
+NORM_CASES = [{}, {"seed": 1, "rho": 0.5, "hidden_size": 8, "steps": 30},
+              {"seed": 2, "rho": 3.0, "hidden_size": 5, "steps": 30}, {"seed": 3, "rho": 1.0, "hidden_size": 1, "steps": 10}]
+
+
+@pytest.mark.parametrize("kwargs", NORM_CASES)
+def test_grad_norm_prediction_reference_passes(kwargs):
+    grading.check_grad_norm_prediction(predicted_grad_norm, **kwargs)
+    # in float32 torch, too
+    grading.check_grad_norm_prediction(lambda r, n, d: torch.tensor(r) ** d * torch.tensor(float(n)).sqrt(), **kwargs)
+
+
+def test_grad_norm_prediction_is_what_the_chapter_measures():
+    # the measurement behind the check equals exercise 3's reference loop, and the formula holds exactly
+    norms = grading._orthogonal_rnn_norms(0.9, 32, 40, 0, at_rest=True)
+    want = torch.tensor([predicted_grad_norm(0.9, 32, d) for d in range(40)], dtype=torch.float64)
+    torch.testing.assert_close(norms, want, rtol=1e-12, atol=0.0)
+
+
+GRAD_NORM_MISTAKES = [
+    ("one Jacobian too many", lambda r, n, d: r ** (d + 1) * math.sqrt(n), "Off by one: distance 0 is h_T itself"),
+    ("one Jacobian too few", lambda r, n, d: r ** (d - 1) * math.sqrt(n), "Off by one: d steps back the gradient"),
+    ("no sqrt(d_hidden)", lambda r, n, d: r ** d, r"its norm is sqrt\(d_hidden\), not 1"),
+    ("d_hidden", lambda r, n, d: n * r ** d, r"the square root of the sum of squares, not d_hidden"),
+    ("squared norm", lambda r, n, d: n * r ** (2 * d), "That is the squared norm"),
+    ("zero at rest", lambda r, n, d: 0.0, "the slope of tanh at 0 is 1"),
+    ("rho ignored", lambda r, n, d: math.sqrt(n), "The norm does change with the distance"),
+    ("linear", lambda r, n, d: math.sqrt(n) * r * d, r"rho \*\* d, not rho \* d"),
+    ("unknown", lambda r, n, d: math.sqrt(n) * math.exp(-d), r"returned 2.08104; measured .*: 5.09117\. Start from"),
+    ("infinite", lambda r, n, d: math.inf, "Your number is not finite"),
+    ("string", lambda r, n, d: "0.9 ** d", r"returned a str .*expected a number"),
+    ("None", lambda r, n, d: None, "returned None; expected a number"),
+    ("tensor of norms", lambda r, n, d: torch.ones(3), r"returned a torch.Tensor of shape \(3,\)"),
+    ("raises", lambda r, n, d: math.sqrt(-n), r"raised ValueError: math domain error"),
+]
+
+
+@pytest.mark.parametrize("name, fn, pattern", GRAD_NORM_MISTAKES, ids=[m[0] for m in GRAD_NORM_MISTAKES])
+def test_grad_norm_prediction_mistakes_are_named(name, fn, pattern):
+    fails_with(grading.check_grad_norm_prediction, fn, pattern)
+
+
+def test_grad_norm_prediction_names_the_first_wrong_distance():
+    # right for short distances, wrong from distance 5 on: the message is about distance 5
+    fails_with(grading.check_grad_norm_prediction, lambda r, n, d: predicted_grad_norm(r, n, min(d, 4)),
+               r"`predicted_grad_norm\(0.9, 32, 5\)` returned")
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"seed": 1, "rho": 3.0, "hidden_size": 8, "steps": 30},
+                                    {"seed": 2, "rho": 0.5, "hidden_size": 5, "steps": 60}])
+def test_norm_with_inputs_reference_passes(kwargs):
+    grading.check_norm_with_inputs(lambda: "smaller", **kwargs)
+    grading.check_norm_with_inputs(lambda: " Smaller ", **kwargs)
+
+
+@pytest.mark.parametrize("fn, pattern", [
+    (lambda: "equal", r"returned 'equal'; measured with inputs and a bias, the norm is smaller .*1 - h_t\^2"),
+    (lambda: "larger", r"returned 'larger'; .*it can only shrink the gradient"),
+    (lambda: "less", r"expected one of the strings 'smaller', 'equal', 'larger'"),
+    (lambda: -1, r"returned a int \(-1\); expected one of the strings"),
+    (lambda: None, "returned None; expected one of the strings"),
+])
+def test_norm_with_inputs_mistakes_are_named(fn, pattern):
+    fails_with(grading.check_norm_with_inputs, fn, pattern)
+
+
+def test_untouched_prediction_says_not_answered():
+    def predicted_grad_norm(rho, d_hidden, distance):
+        raise NotImplementedError()
+
+    def norm_with_inputs():
+        raise NotImplementedError()
+
+    fails_with(grading.check_grad_norm_prediction, predicted_grad_norm, "`predicted_grad_norm` is not answered yet")
+    fails_with(grading.check_norm_with_inputs, norm_with_inputs, "`norm_with_inputs` is not answered yet")

@@ -1,5 +1,7 @@
 """course_lib.grading.ch02_lstm_gru: the reference answers pass, and each known mistake, written as
 the function a learner would write, gets the message that names it."""
+import math
+
 import pytest
 import torch
 
@@ -308,3 +310,63 @@ def test_count_params_mistakes_differ_on_the_default_sizes():
 @pytest.mark.parametrize("name, fn, pattern", COUNT_MISTAKES, ids=[m[0] for m in COUNT_MISTAKES])
 def test_count_params_mistakes_are_named(name, fn, pattern):
     fails_with(grading.check_count_params, fn, pattern)
+
+
+# -- exercise 5: a prediction, the forget-gate bias for a memory -----------------------------------------
+
+def forget_bias(keep, steps):
+    f = keep ** (1 / steps)
+    return math.log(f / (1 - f))
+
+
+BIAS_CASES = [((0.5, 50),), ((0.9, 10), (0.01, 5), (0.5, 1), (0.99, 100))]
+
+
+@pytest.mark.parametrize("cases", BIAS_CASES)
+def test_forget_bias_reference_passes(cases):
+    grading.check_forget_bias(forget_bias, cases=cases)
+    grading.check_forget_bias(lambda keep, k: torch.logit(torch.tensor(keep ** (1 / k))), cases=cases)  # float32
+
+
+def test_forget_bias_is_measured_on_the_course_lstm():
+    # the measurement behind the check: sigmoid(b) ** k of the cell state is kept, and more bias keeps more
+    assert abs(grading._kept_share(forget_bias(0.5, 50), 50) - 0.5) < 1e-9
+    assert abs(grading._kept_share(0.0, 3) - 0.5 ** 3) < 1e-12
+    shares = [grading._kept_share(b, 50) for b in (1.0, 3.0, 5.0)]
+    assert shares[0] < shares[1] < shares[2] < 1
+
+
+BIAS_MISTAKES = [
+    ("the gate's value", lambda keep, k: keep ** (1 / k), r"That is the value the forget gate must have"),
+    ("one step", lambda keep, k: math.log(keep / (1 - keep)), r"That bias keeps 0.5 after ONE step"),
+    ("wrong sign", lambda keep, k: -forget_bias(keep, k), "Wrong sign: a negative bias closes the gate"),
+    ("k + 1 steps", lambda keep, k: forget_bias(keep, k + 1),
+     r"Off by one: from c_0 to c_50 the gate is applied 50 times, once per step, not k \+ 1"),
+    ("k - 1 steps", lambda keep, k: forget_bias(keep, k - 1), r"not k - 1"),
+    ("linear decay", lambda keep, k: math.log((1 - (1 - keep) / k) / ((1 - keep) / k)), "decays geometrically"),
+    ("log f", lambda keep, k: math.log(keep ** (1 / k)), r"That is log f; the inverse of the sigmoid is the logit"),
+    ("a guess", lambda keep, k: 3.0, r"returned 3: with that forget-gate bias the LSTM cell kept 0.08809 of its "
+                                     r"memory over 50 steps, not 0.5\. With the gate's bias b"),
+    ("infinite", lambda keep, k: math.inf, "is a finite number"),
+    ("string", lambda keep, k: "4.3", r"returned a str .*expected a number, the bias"),
+    ("None", lambda keep, k: None, "returned None; expected a number"),
+    ("bool", lambda keep, k: True, "returned a bool"),
+    ("raises", lambda keep, k: math.log(-keep), "raised ValueError: math domain error"),
+]
+
+
+@pytest.mark.parametrize("name, fn, pattern", BIAS_MISTAKES, ids=[m[0] for m in BIAS_MISTAKES])
+def test_forget_bias_mistakes_are_named(name, fn, pattern):
+    fails_with(grading.check_forget_bias, fn, pattern, cases=((0.5, 50),))
+
+
+def test_forget_bias_hidden_cases_catch_a_hard_coded_answer():
+    fails_with(grading.check_forget_bias, lambda keep, k: forget_bias(0.5, 50), r"forget_bias\(0.9, 10\)",
+               cases=BIAS_CASES[1])
+
+
+def test_untouched_forget_bias_says_not_answered():
+    def forget_bias(keep, steps):
+        raise NotImplementedError()
+
+    fails_with(grading.check_forget_bias, forget_bias, "`forget_bias` is not answered yet")

@@ -1,10 +1,13 @@
 """The check helpers of chapter 03's exercises: the reference passes, each known mistake gets its
 message, and broken answers get the core's clear messages."""
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 from course_lib.grading import ch03_seq2seq as grading
+from grading_support import fails_with
 
 
 # -- exercise 1: last real state -------------------------------------------------------------------
@@ -213,3 +216,68 @@ def test_beam_step_mistakes(wrong, match):
 def test_beam_step_first_step_multiplying_is_caught():
     with pytest.raises(AssertionError, match="multiplied|inf or nan|wrong scores"):
         grading.check_beam_step(_multiplied, first_step=True)
+
+
+# -- exercise 5: a diagnosis, why beam search answers nothing -----------------------------------------
+
+def longest_full_answer(p_token, p_eos):
+    return math.floor(math.log(p_eos) / math.log(p_token))
+
+
+LENGTH_CASES = [((0.9, 0.06), (0.6, 0.3)), ((0.8, 0.15), (0.7, 0.2), (0.5, 0.45), (0.95, 0.04))]
+
+
+@pytest.mark.parametrize("cases", LENGTH_CASES)
+def test_longest_full_answer_reference_passes(cases):
+    grading.check_longest_full_answer(longest_full_answer, cases=cases)
+    grading.check_longest_full_answer(lambda p, e: float(longest_full_answer(p, e)), cases=cases)  # 26.0 is 26
+
+
+def test_toy_decoder_and_the_measurement():
+    from course_lib.seq2seq import beam_search, greedy_decode
+    # greedy writes the full answer whatever n; beam search (K = 2) loses it past log e / log p
+    step = grading.toy_decoder(0.6, 0.3, 5)
+    ids, score = greedy_decode(step, None, 1, bos_id=1, eos_id=2, max_len=7)
+    assert ids[0].tolist() == [3] * 5 + [2] and abs(score.item() - 5 * math.log(0.6)) < 1e-5
+    ids, score = beam_search(step, None, 1, beam_size=2, bos_id=1, eos_id=2, max_len=7)
+    assert ids[0].tolist()[0] == 2 and abs(score.item() - math.log(0.3)) < 1e-5
+    assert grading._beam_output(0.6, 0.3, 2) == [3, 3, 2] and grading._beam_output(0.6, 0.3, 3) == [2]
+    for cases in LENGTH_CASES:
+        for p, e in cases:
+            ratio = math.log(e) / math.log(p)
+            assert 0.1 < ratio - math.floor(ratio) < 0.9, "a graded case must be far from a tie"
+            assert grading._longest_full(p, e) == longest_full_answer(p, e)
+    with pytest.raises(ValueError, match="p_eos < p_token"):
+        grading.toy_decoder(0.3, 0.6, 3)
+
+
+LENGTH_MISTAKES = [
+    ("rounded up", lambda p, e: math.ceil(math.log(e) / math.log(p)), r"returned 27; .*Off by one: .*round down"),
+    ("final eos counted", lambda p, e: longest_full_answer(p, e) - 1, r"final eos has probability 1 and costs nothing"),
+    ("ratio inverted", lambda p, e: math.floor(math.log(p) / math.log(e)), r"the ratio is inverted"),
+    ("probabilities compared", lambda p, e: math.floor(p / e), r"Compare p \*\* n with e, not p with e"),
+    ("never lost", lambda p, e: 10 ** 6, r"returns the full answer for n <= 26 and the empty output \(eos at once\) "
+                                         r"from n = 27 on\. Which hypotheses"),
+    ("the ratio itself", lambda p, e: math.log(e) / math.log(p), r"returned 26.7; expected a whole number of tokens"),
+    ("string", lambda p, e: "26", r"returned a str .*expected an int"),
+    ("None", lambda p, e: None, "returned None; expected an int"),
+    ("nan", lambda p, e: math.nan, "returned a float .*expected an int"),
+    ("raises", lambda p, e: math.log(-p), "raised ValueError: math domain error"),
+]
+
+
+@pytest.mark.parametrize("name, fn, pattern", LENGTH_MISTAKES, ids=[m[0] for m in LENGTH_MISTAKES])
+def test_longest_full_answer_mistakes_are_named(name, fn, pattern):
+    fails_with(grading.check_longest_full_answer, fn, pattern)
+
+
+def test_longest_full_answer_hidden_cases_catch_a_hard_coded_answer():
+    fails_with(grading.check_longest_full_answer, lambda p, e: {(0.9, 0.06): 26, (0.6, 0.3): 2}.get((p, e), 0),
+               r"longest_full_answer\(0.8, 0.15\)` returned 0", cases=LENGTH_CASES[1])
+
+
+def test_untouched_diagnosis_says_not_answered():
+    def longest_full_answer(p_token, p_eos):
+        raise NotImplementedError()
+
+    fails_with(grading.check_longest_full_answer, longest_full_answer, "`longest_full_answer` is not answered yet")

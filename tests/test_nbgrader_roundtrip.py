@@ -412,7 +412,7 @@ def test_partial_feedback_teaches(course):
 def test_tampered_test_cells_are_graded_with_the_originals(course):
     got = course.first_scores[DETAILED]["tamper"]
     assert got["ex1_rnn_step_tests"] == 0 and got["ex2_rnn_forward_tests"] == 0
-    assert sum(got.values()) == course.points(DETAILED, "ex3_", "ex4_", "ex5_")
+    assert sum(got.values()) == course.points(DETAILED, "ex3_", "ex4_", "ex5_", "ex6_")
     graded = nbformat.read(course.root / "autograded" / "tamper" / DETAILED / course.notebook_name(DETAILED), 4)
     cells = {meta(c).get("grade_id"): c for c in graded.cells}
     assert "grading.check_rnn_step(rnn_step" in cells["ex1_rnn_step_tests"].source

@@ -37,7 +37,8 @@ def test_source_notebook_scores_full_marks_from_the_command_line():
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Hidden tests are present (instructor's source notebook): running them too." in done.stdout
     assert "[ok] Exercise 1: a batch of sequences: 1 / 1 points" in done.stdout
-    assert "Total: 1 / 1 points" in done.stdout
+    assert "[ok] Exercise 2: a diagnosis: why the loss stops falling: 2 / 2 points" in done.stdout
+    assert "Total: 3 / 3 points" in done.stdout
 
 
 def test_source_of_chapter_01_scores_full_marks(capsys):
@@ -49,7 +50,8 @@ def test_source_of_chapter_01_scores_full_marks(capsys):
                  "[ok] Exercise 3: gradient norm against distance: 3 / 3 points",
                  "[ok] Exercise 4: temperature: 2 / 2 points",
                  "[ok] Exercise 5: sampling, carrying the hidden state: 3 / 3 points",
-                 "Total: 12 / 12 points"):
+                 "[ok] Exercise 6: a prediction: the gradient at a distance: 3 / 3 points",
+                 "Total: 15 / 15 points"):
         assert line in out
     assert digest(SOURCE_01) == before, "grading must not write into the notebook"
 
@@ -69,8 +71,9 @@ def test_student_copy_scores_zero_with_clear_feedback(copy_01, capsys):
     code, out = run_main(capsys, copy_01)
     assert code == 1
     assert "No hidden tests in this copy: running the public tests only." in out
-    assert "Total: 0 / 12 points" in out
-    for name in ("rnn_step", "rnn_forward", "grad_norms_by_distance", "temperature_probs", "generate"):
+    assert "Total: 0 / 15 points" in out
+    for name in ("rnn_step", "rnn_forward", "grad_norms_by_distance", "temperature_probs", "generate",
+                 "predicted_grad_norm", "norm_with_inputs"):
         assert f"`{name}` is not answered yet: replace `raise NotImplementedError()`" in out
     assert "Traceback" not in out
 
@@ -108,7 +111,7 @@ def test_feedback_on_a_learners_mistakes(copy_01, capsys):
 
     code, out = run_main(capsys, copy_01, "--timeout", "8")
     assert code == 1
-    assert "Total: 0 / 12 points" in out
+    assert "Total: 0 / 15 points" in out
     assert "`rnn_step`: looks like you forgot the bias b" in out
     assert "note: test cell `ex1_rnn_step_tests` was deleted; it was graded with the original cell." in out
     assert "Test cells missing from your file (run from the release, as autograde does): ex1_rnn_step_tests" in out
@@ -132,7 +135,7 @@ def test_edited_test_without_the_source_at_hand_scores_zero(tmp_path, capsys):
     elsewhere = tmp_path / "renamed_copy.ipynb"  # no source of that name: nothing to restore from
     nbformat.write(nb, elsewhere)
     code, out = run_main(capsys, elsewhere)
-    assert code == 1 and "Total: 0 / 1 points" in out
+    assert code == 1 and "Total: 0 / 3 points" in out
     assert "this test cell was edited and its original is not at hand to run instead, so it scores 0" in out
 
 
@@ -198,7 +201,7 @@ def test_points_and_test_cells_come_from_the_release_and_crashes_are_reported(co
     nbformat.write(nb, copy_01)
     code, out = run_main(capsys, copy_01, "--timeout", "5")
     assert code == 1, out
-    assert "Total: 5 / 12 points" in out
+    assert "Total: 5 / 15 points" in out
     assert "[ok] Exercise 4: temperature: 2 / 2 points" in out
     assert "[ok] Exercise 5: sampling, carrying the hidden state: 3 / 3 points" in out
     assert "Test cells missing from your file (run from the release, as autograde does): ex5_generate_tests" in out

@@ -12,14 +12,20 @@ safely, and names the usual mistake when the answer is wrong:
 4. ``check_temperature_probs``: temperature multiplied or ignored or applied after the softmax,
    softmax over the wrong axis or missing, log-probabilities;
 5. ``check_generate``: hidden state not carried, temperature multiplied or ignored, argmax
-   instead of sampling, the wrong position's logits, the generator not used, prompt dropped.
+   instead of sampling, the wrong position's logits, the generator not used, prompt dropped;
+6. a prediction, the gradient norm d steps back in an RNN at rest: ``check_grad_norm_prediction``
+   names the missing sqrt(d_hidden) (or d_hidden instead of it), the distance off by one, a
+   gradient of 0 (the states are 0, the slope of tanh is not), a norm that ignores rho, a product
+   taken as a sum, the squared norm; ``check_norm_with_inputs`` explains, with the measurement, why
+   inputs can only shrink it (the factor 1 - h_t^2).
 
 Glossary (the README's): B batch, T time steps, C channels (input features per step), d_hidden (d) hidden width, V vocabulary.
 """
 from __future__ import annotations
 
 import copy
-from typing import Callable
+import math
+from typing import Any, Callable
 
 import torch
 
@@ -380,3 +386,114 @@ def check_generate(generate: Callable, *, seed: int = 0, n_new: int = 12, temper
         message += (" Draw exactly one id per step with torch.multinomial(probs, 1, generator=generator), "
                     "probs = softmax(logits[0, -1] / temperature), and feed it back with the carried h.")
     raise Feedback(message)
+
+
+# -- exercise 6: a prediction, the gradient norm at a distance -----------------------------------------
+
+def _orthogonal_rnn_norms(rho: float, hidden_size: int, steps: int, seed: int, *, at_rest: bool) -> torch.Tensor:
+    """Measured ||dL/dh_{T-d}||, d = 0 .. T-1, with L = h_T.sum(), of a course RNN whose W_h is rho
+    times an orthogonal matrix, in float64. At rest: zero inputs and zero bias (h_0 = 0); otherwise
+    random inputs and the RNN's own random bias."""
+    torch.manual_seed(6100 + seed)  # RNN's init draws from the global generator
+    rnn = RNN(3, hidden_size).double()
+    g = _gen(6100 + seed)
+    with torch.no_grad():
+        q, _ = torch.linalg.qr(torch.randn(hidden_size, hidden_size, generator=g, dtype=torch.float64))
+        rnn.W_h.copy_(rho * q)
+        if at_rest:
+            rnn.b.zero_()
+    x = torch.randn(1, steps, 3, generator=g, dtype=torch.float64)
+    return _reference_grads(rnn, torch.zeros_like(x) if at_rest else x)
+
+
+def _number(value: Any, name: str) -> float:
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    elif type(value).__module__ == "numpy" and getattr(value, "shape", None) == ():
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise Feedback(f"`{name}` returned {describe(value)}; expected a number (a float).")
+    return float(value)
+
+
+@checker
+def check_grad_norm_prediction(predicted_grad_norm: Callable, *, rho: float = 0.9, hidden_size: int = 32,
+                               steps: int = 40, seed: int = 0) -> None:
+    """``predicted_grad_norm(rho, d_hidden, distance)`` must predict ||dL/dh_{T-d}|| (L = h_T.sum())
+    of an RNN at rest (zero inputs and bias, h_0 = 0) with W_h = rho * an orthogonal matrix, for
+    every distance 0 .. steps - 1; the check measures it on ``course_lib.rnn.RNN``."""
+    measured = [v.item() for v in _orthogonal_rnn_norms(rho, hidden_size, steps, seed, at_rest=True)]
+    n, root = hidden_size, math.sqrt(hidden_size)
+    name = "predicted_grad_norm"
+    got = [_number(call(predicted_grad_norm, rho, n, d, name=name), name) for d in range(steps)]
+
+    def close(a: float, b: float) -> bool:   # float32 answers drift by about 1e-7 per step of the power
+        return math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-300)
+
+    wrong = [d for d in range(steps) if not close(got[d], measured[d])]
+    if not wrong:
+        return
+    d = wrong[0]
+    said = (f"`predicted_grad_norm({rho}, {n}, {d})` returned {got[d]:.6g}; measured on a course RNN at rest: "
+            f"{measured[d]:.6g}.")
+    if not math.isfinite(got[d]):
+        raise Feedback(f"{said} Your number is not finite: look for a division by zero or an overflow.")
+    # each known mistake as the whole curve it predicts, distance by distance
+    mistakes = [
+        (lambda k: root * rho ** (k + 1), "Off by one: distance 0 is h_T itself, where no Jacobian has been "
+                                          "applied yet; d steps back the gradient has crossed d Jacobians: rho ** d."),
+        (lambda k: root * rho ** (k - 1), "Off by one: d steps back the gradient has crossed d Jacobians, one per "
+                                          "step: rho ** d."),
+        (lambda k: rho ** k, "At distance 0 the gradient of L = h_T.sum() with respect to h_T is a vector of "
+                             "d_hidden ones; its norm is sqrt(d_hidden), not 1."),
+        (lambda k: n * rho ** k, "The norm of a vector of d_hidden ones is sqrt(d_hidden), the square root of the "
+                                 "sum of squares, not d_hidden."),
+        (lambda k: n * rho ** (2 * k), "That is the squared norm; take its square root."),
+        (lambda k: 0.0, "The states are all 0 at rest, but their gradient is not: the slope of tanh at 0 is 1, "
+                        "its largest, so each step's Jacobian diag(1 - h_t^2) W_h^T is just W_h^T."),
+        (lambda k: root, "The norm does change with the distance: each step back multiplies the gradient by "
+                         "W_h^T = rho Q^T, and an orthogonal Q keeps a vector's norm, so each step scales it by rho."),
+        (lambda k: root * rho * k, "The Jacobians multiply, one per step: the gradient is scaled by rho d times, "
+                                   "rho ** d, not rho * d."),
+    ]
+    hint = next((text for curve, text in mistakes if all(close(got[k], curve(k)) for k in range(steps))),
+                "Start from the gradient at distance 0 (of L = h_T.sum() with respect to h_T), then follow it "
+                "one step back: the Jacobian is diag(1 - h_t^2) W_h^T. What are h_t at rest, and what does "
+                "rho Q^T do to a vector's norm?")
+    raise Feedback(f"{said} {hint}")
+
+
+@checker
+def check_norm_with_inputs(norm_with_inputs: Callable, *, rho: float = 0.9, hidden_size: int = 32,
+                           steps: int = 40, seed: int = 0) -> None:
+    """``norm_with_inputs()`` must say how the gradient norm at every distance d >= 1 compares with the
+    prediction at rest once the RNN gets random inputs and its bias: "smaller", "equal" or "larger".
+    The check measures both on ``course_lib.rnn.RNN`` and compares them."""
+    words = ("smaller", "equal", "larger")
+    got = call(norm_with_inputs, name="norm_with_inputs")
+    if not isinstance(got, str) or got.strip().lower() not in words:
+        raise Feedback(f"`norm_with_inputs()` returned {describe(got)}; expected one of the strings "
+                       f"{', '.join(repr(w) for w in words)}.")
+    got = got.strip().lower()
+    rest = _orthogonal_rnn_norms(rho, hidden_size, steps, seed, at_rest=True)[1:]
+    moving = _orthogonal_rnn_norms(rho, hidden_size, steps, seed, at_rest=False)[1:]
+    ratio = moving / rest
+    if bool((ratio < 1 - 1e-9).all()):
+        measured = "smaller"
+    elif bool((ratio > 1 + 1e-9).all()):
+        measured = "larger"
+    elif bool(((ratio - 1).abs() <= 1e-9).all()):
+        measured = "equal"
+    else:
+        raise Feedback("norm_with_inputs: the measurement is mixed on this RNN, so there is no single answer "
+                       "to check; please report this to the course's authors.")
+    if got == measured:
+        return
+    d = min(10, steps - 1)
+    raise Feedback(
+        f"`norm_with_inputs()` returned {got!r}; measured with inputs and a bias, the norm is {measured} at "
+        f"every distance d >= 1 (at d = {d}: {moving[d - 1].item():.4g} with inputs against "
+        f"{rest[d - 1].item():.4g} at rest). With inputs the states are no longer 0, and each step's Jacobian "
+        "diag(1 - h_t^2) W_h^T carries the factor 1 - h_t^2, the slope of tanh, which is 1 only at 0 and "
+        "below 1 everywhere else: it can only shrink the gradient. So rho = 1 is not the edge between "
+        "vanishing and exploding in a working RNN.")

@@ -13,17 +13,23 @@ safely, and names the usual mistake when the answer is wrong:
 3. ``check_lstm_forward``: cell state or hidden state not carried, (h, c) passed in the wrong
    order, steps out of order, cell states stacked instead of hidden states, the wrong last state;
 4. ``check_count_params``: one bias per gate instead of two, no biases, the wrong number of
-   gate blocks, the recurrent d x d matrix or the input matrix forgotten.
+   gate blocks, the recurrent d x d matrix or the input matrix forgotten;
+5. a prediction, the forget-gate bias that keeps a given share of the memory over k steps
+   (``check_forget_bias``, measured on ``course_lib.rnn.LSTM``): the gate's value returned
+   instead of its bias (the sigmoid not inverted), the share kept after one step instead of k
+   (no k-th root), the wrong sign, k off by one, a linear decay, log f instead of the logit.
 
 Glossary (the README's): B batch, T time steps, C channels (input features per step), d_hidden (d) hidden width.
 """
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Callable
 
 import torch
 
+from ..rnn import LSTM
 from .core import Feedback, call, checker, describe, expect_close, expect_tensor, expect_tuple, generator
 
 _LSTM = ("c_t = sigmoid(f) * c_{t-1} + sigmoid(i) * tanh(g), h_t = sigmoid(o) * tanh(c_t), "
@@ -331,3 +337,73 @@ def check_count_params(count_params: Callable, *, sizes: tuple = ((3, 16), (5, 6
                                   "blocks (1 for an RNN, 3 for a GRU, 4 for an LSTM).")
             raise Feedback(f"`count_params({kind!r}, {C}, {d})` returned {got}, but torch.nn.{kind.upper()}"
                            f"({C}, {d}) has {want} parameters: {hint}")
+
+
+# -- exercise 5: a prediction, the forget-gate bias for a memory of k steps ---------------------------------
+
+def _kept_share(bias: float, steps: int, hidden_size: int = 3, seed: int = 0) -> float:
+    """The share of its cell state a ``course_lib.rnn.LSTM`` keeps over ``steps`` steps when every
+    weight and bias is 0 except the forget gate's bias (so the input gate writes tanh(0) = 0),
+    measured in float64."""
+    torch.manual_seed(5200 + seed)
+    lstm = LSTM(2, hidden_size).double()
+    d = hidden_size
+    with torch.no_grad():
+        for p in (lstm.W_x, lstm.W_h, lstm.b):
+            p.zero_()
+        lstm.b[d:2 * d] = bias                      # blocks i, f, g, o: the second is the forget gate
+    g = _gen(5200 + seed)
+    x = torch.randn(1, steps, 2, generator=g, dtype=torch.float64)
+    c0 = 1.0 + torch.rand(1, d, generator=g, dtype=torch.float64)
+    h, c = torch.zeros_like(c0), c0
+    with torch.no_grad():
+        for t in range(steps):
+            h, c = lstm.step(x[:, t], (h, c))
+    return (c / c0).mean().item()
+
+
+def _logit(p: float) -> float:
+    return math.log(p / (1 - p)) if 0 < p < 1 else math.nan
+
+
+@checker
+def check_forget_bias(forget_bias: Callable, *, cases: tuple = ((0.5, 50), (0.9, 10))) -> None:
+    """``forget_bias(keep, steps)`` must return the bias b of the forget gate for which an LSTM cell
+    that writes nothing new keeps the share ``keep`` of its cell state after ``steps`` steps,
+    sigmoid(b) ** steps = keep. The check sets that bias in ``course_lib.rnn.LSTM`` and measures."""
+    name = "forget_bias"
+    for keep, k in cases:
+        got = call(forget_bias, keep, k, name=name)
+        if isinstance(got, torch.Tensor) and got.numel() == 1:
+            got = got.item()
+        if isinstance(got, bool) or not isinstance(got, (int, float)):
+            raise Feedback(f"`forget_bias({keep}, {k})` returned {describe(got)}; expected a number, the bias (a float).")
+        got = float(got)
+        if not math.isfinite(got):
+            raise Feedback(f"`forget_bias({keep}, {k})` returned {got}; a bias that keeps a share between 0 and 1 "
+                           "is a finite number: look for a log of 0 or a division by zero.")
+        kept = _kept_share(got, k)
+        if math.isclose(kept, keep, rel_tol=1e-4, abs_tol=1e-9):
+            continue
+        f = keep ** (1 / k)          # the gate value that does it; the bias is its logit
+        mistakes = [
+            (f, "That is the value the forget gate must have, f = keep ** (1 / k). The bias is what goes "
+                "*into* the sigmoid: b = log(f / (1 - f)), the inverse of the sigmoid (torch.logit)."),
+            (_logit(keep), f"That bias keeps {keep} after ONE step. Over {k} steps the cell state is multiplied "
+                           f"by the gate {k} times: sigmoid(b) ** {k} = {keep}."),
+            (-_logit(f), "Wrong sign: a negative bias closes the gate (sigmoid(b) < 1/2) and the memory is "
+                         "gone in a few steps. sigmoid(-b) = 1 - sigmoid(b)."),
+            (_logit(keep ** (1 / (k + 1))), f"Off by one: from c_0 to c_{k} the gate is applied {k} times, once "
+                                            "per step, not k + 1."),
+            (_logit(keep ** (1 / (k - 1))) if k > 1 else math.nan,
+             f"Off by one: from c_0 to c_{k} the gate is applied {k} times, once per step, not k - 1."),
+            (_logit(1 - (1 - keep) / k), f"That loses the same amount, (1 - keep) / k, at every step; the gate "
+                                         f"multiplies: the memory decays geometrically, sigmoid(b) ** {k} = {keep}."),
+            (math.log(f), "That is log f; the inverse of the sigmoid is the logit, log(f / (1 - f))."),
+        ]
+        hint = next((text for value, text in mistakes if math.isfinite(value)
+                     and math.isclose(got, value, rel_tol=1e-4, abs_tol=1e-6)),
+                    f"With the gate's bias b the cell state is multiplied by sigmoid(b) at every step, so after "
+                    f"{k} steps by sigmoid(b) ** {k}.")
+        raise Feedback(f"`forget_bias({keep}, {k})` returned {got:.5g}: with that forget-gate bias the LSTM cell "
+                       f"kept {kept:.4g} of its memory over {k} steps, not {keep}. {hint}")

@@ -12,18 +12,23 @@ safely, and names the usual mistake when the answer is wrong:
    stopped at the first eos, eos left out, bos kept, the least likely token;
 4. ``check_beam_step``: log-probabilities multiplied, the running score ignored, probabilities
    returned, each hypothesis extended by its own best token, not sorted best first, parent and
-   token decoded wrongly, the wrong number kept, float ids.
+   token decoded wrongly, the wrong number kept, float ids;
+5. a diagnosis, the length bias of summed log-probabilities (``check_longest_full_answer``,
+   measured with ``course_lib.seq2seq.beam_search`` on :func:`toy_decoder`): rounded up instead of
+   down, the final eos counted as a cost, the ratio inverted, probabilities compared instead of
+   their products (logs), the ratio itself returned instead of a whole number.
 
 Glossary: B batch, S source length, T target length, V vocabulary, K beam size, d_hidden width.
 """
 from __future__ import annotations
 
-from typing import Callable
+import math
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 
-from ..seq2seq import greedy_decode
+from ..seq2seq import beam_search, greedy_decode
 from .core import Feedback, call, checker, describe, expect_close, expect_tensor, generator
 
 PAD, BOS, EOS = 0, 1, 2
@@ -360,3 +365,82 @@ def check_beam_step(beam_step: Callable, *, seed: int = 0, batch: int = 2, beam:
     raise Feedback(f"`beam_step` returned wrong scores: expected {want_scores[0].tolist()} for row 0, got "
                    f"{new_scores[0].tolist()}. Candidate score = score[b, k] + log_probs[b, k, v]; keep the "
                    "K best of each row's K * V candidates, best first.")
+
+
+# -- exercise 5: a diagnosis, why beam search answers nothing ---------------------------------------------
+
+TOKEN_A, TOKEN_B = 3, 4       # the toy's vocabulary: pad 0, bos 1, eos 2, a 3, b 4
+
+
+def toy_decoder(p_token: float, p_eos: float, n: int) -> Callable[[torch.Tensor, Any], tuple[torch.Tensor, Any]]:
+    """A toy ``step(prefix (N, t), state) -> (log_probs (N, 5), state)`` whose right answer is the
+    token a (id 3) written ``n`` times. While a row holds fewer than n a's and nothing else, the next
+    token is a with probability ``p_token``, eos with ``p_eos`` and b (id 4) with the rest; after n
+    a's, or after anything else, it is eos with probability 1. ``state`` is passed through (None)."""
+    if not (0 < p_eos < p_token and p_token + p_eos < 1):
+        raise ValueError(f"p_token, p_eos: expected 0 < p_eos < p_token and p_token + p_eos < 1, got {p_token}, {p_eos}")
+    going = torch.tensor([0.0, 0.0, p_eos, p_token, 1.0 - p_token - p_eos], dtype=torch.float64).log()
+    done = torch.tensor([0.0, 0.0, 1.0, 0.0, 0.0], dtype=torch.float64).log()
+
+    def step(prefix: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        body = prefix[:, 1:]                                              # (N, t - 1) without bos
+        only_a = (body == TOKEN_A).all(dim=1) & (body.shape[1] < n)       # (N,)
+        return torch.where(only_a[:, None], going, done), state           # (N, 5)
+
+    return step
+
+
+def _beam_output(p_token: float, p_eos: float, n: int) -> list[int]:
+    ids, _ = beam_search(toy_decoder(p_token, p_eos, n), None, 1, beam_size=2, bos_id=BOS, eos_id=EOS,
+                         max_len=n + 1)
+    row = ids[0].tolist()
+    return row[:row.index(EOS) + 1] if EOS in row else row
+
+
+def _longest_full(p_token: float, p_eos: float, limit: int = 500) -> int:
+    """The largest n for which beam search (K = 2) returns the toy's full answer, measured."""
+    n = 0
+    while n < limit and _beam_output(p_token, p_eos, n + 1) == [TOKEN_A] * (n + 1) + [EOS]:
+        n += 1
+    return n
+
+
+@checker
+def check_longest_full_answer(longest_full_answer: Callable, *, cases: tuple = ((0.9, 0.06), (0.6, 0.3))) -> None:
+    """``longest_full_answer(p_token, p_eos)`` must return the largest n for which
+    ``course_lib.seq2seq.beam_search`` with K = 2 returns the full answer of :func:`toy_decoder`
+    (n tokens a, then eos) rather than the empty one; the check measures it."""
+    for p, e in cases:
+        said = f"`longest_full_answer({p}, {e})`"
+        got = call(longest_full_answer, p, e, name="longest_full_answer")
+        if isinstance(got, float) and got.is_integer():
+            got = int(got)
+        if isinstance(got, float) and math.isfinite(got):
+            raise Feedback(f"{said} returned {got:.4g}; expected a whole number of tokens (an int). Which whole "
+                           "numbers n keep the full answer ahead, and which is the largest?")
+        if isinstance(got, bool) or not isinstance(got, int):
+            raise Feedback(f"{said} returned {describe(got)}; expected an int, a number of tokens.")
+        want = _longest_full(p, e)
+        if got == want:
+            continue
+        lost = _beam_output(p, e, want + 1)
+        shown = "the empty output (eos at once)" if lost == [EOS] else f"the ids {lost}"
+        ratio = math.log(e) / math.log(p)
+        mistakes = [
+            (math.ceil(ratio), "Off by one: the full answer stays ahead while n log p > log e, that is for n < "
+                               "log e / log p: round down."),
+            (math.floor(ratio) - 1, "Off by one: the full answer's final eos has probability 1 and costs "
+                                    "nothing (log 1 = 0): its score is n log p, against log e for the empty one."),
+            (0, "Beam search does return the full answer when it is short: for n = 1 it scores log p, above "
+                "the empty output's log e. (If you divided log p by log e, the ratio is inverted: from "
+                "n log p > log e, dividing by log p < 0 flips the inequality.)"),
+            (math.floor(p / e), "Beam search adds log-probabilities, so probabilities multiply: the full answer "
+                                "has probability p ** n, the empty one e. Compare p ** n with e, not p with e."),
+        ]
+        hint = next((text for value, text in mistakes if got == value and value != want),
+                    "Which hypotheses are still in the beam when the search stops? Compare the scores (sums "
+                    "of log-probabilities, eos included) of the two finished ones: the empty output and the "
+                    "full answer.")
+        raise Feedback(f"{said} returned {got}; measured with course_lib.seq2seq.beam_search (K = 2) on the "
+                       f"toy decoder, it returns the full answer for n <= {want} and {shown} from n = {want + 1} "
+                       f"on. {hint}")
