@@ -1,0 +1,38 @@
+"""The order in which `./course test`'s two workers take the test files: longest first.
+
+pytest-xdist with `--dist loadfile` hands each worker a whole file at a time (a notebook's cells,
+a module's shared fixture stay together, in order) and a new one when it is nearly done. Taken
+longest first, the short files fill the gaps at the end and neither worker waits long for the
+other (longest-processing-time-first scheduling). Files not listed follow in collection order.
+`./course` passes `--no-loadscope-reorder` so that xdist keeps this order instead of its own
+(by number of tests). The seconds are one worker's share in a clean-clone run of the suite on the
+2-core test machine; they only rank the files, nothing asserts them.
+"""
+from __future__ import annotations
+
+SLOWEST_FIRST = (
+    "tests/test_nbgrader_roundtrip.py",      # ~300 s: 13 assignments, 37 hand-ins autograded
+    "notebooks/04_attention.ipynb",          # ~150 s
+    "notebooks/02_lstm_gru.ipynb",           # ~145 s
+    "notebooks/07_gpt.ipynb",                # ~85 s
+    "tests/test_jupyterhub.py",              # ~85 s: a hub, a proxy, two students and an instructor
+    "notebooks/06_transformer.ipynb",
+    "notebooks/08_bert.ipynb",
+    "notebooks/09_t5.ipynb",
+    "tests/test_browser.py",
+    "notebooks/10_vit.ipynb",
+    "tests/test_self_check.py",
+    "notebooks/03_seq2seq.ipynb",
+    "notebooks/05_self_attention.ipynb",
+    "tests/test_under_load.py",
+    "notebooks/13_scaling_out.ipynb",
+    "notebooks/11_efficient_attention.ipynb",
+    "tests/test_distributed.py",
+    "notebooks/01_rnn.ipynb",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {path: i for i, path in enumerate(SLOWEST_FIRST)}
+    # a stable sort: the tests of one file keep their order
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
