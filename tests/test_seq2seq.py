@@ -156,18 +156,16 @@ def _chain(seed=0, V=6, sharp=1.0):
     return table, step, start
 
 
-def _brute_force_best(table, max_len):
-    """The most likely sequence over all sequences that end at eos or stop at max_len."""
+def _brute_force_best(table, max_len, alpha=0.0):
+    """Over all sequences that end at eos or stop at max_len, the one with the highest
+    log p / length ** alpha (length counts eos; alpha = 0: the most likely): (its score, it)."""
     tokens = [t for t in range(table.shape[0]) if t not in (PAD, BOS)]
     best, best_seq = -math.inf, None
     for L in range(1, max_len + 1):
         for seq in itertools.product(tokens, repeat=L):
             if EOS in seq[:-1] or (L < max_len and seq[-1] != EOS):
                 continue
-            score, last = 0.0, BOS
-            for t in seq:
-                score += float(table[last, t])
-                last = t
+            score = sum(float(table[last, t]) for last, t in zip((BOS,) + seq[:-1], seq)) / L ** alpha
             if score > best:
                 best, best_seq = score, list(seq)
     return best, best_seq
@@ -200,25 +198,11 @@ def test_beam_search_with_a_wide_beam_finds_the_best_sequence(seed):
     assert [t for t in ids[0].tolist() if t != PAD] == best_seq
 
 
-def _brute_force_normalised(table, max_len, alpha):
-    """The sequence with the highest log p / length ** alpha (length counts eos)."""
-    tokens = [t for t in range(table.shape[0]) if t not in (PAD, BOS)]
-    best, best_seq = -math.inf, None
-    for L in range(1, max_len + 1):
-        for seq in itertools.product(tokens, repeat=L):
-            if EOS in seq[:-1] or (L < max_len and seq[-1] != EOS):
-                continue
-            score = sum(float(table[last, t]) for last, t in zip((BOS,) + seq[:-1], seq))
-            if score / L ** alpha > best:
-                best, best_seq = score / L ** alpha, list(seq)
-    return best, best_seq
-
-
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("alpha", [0.5, 1.0])
 def test_length_normalised_beam_search_finds_the_best_normalised_sequence(seed, alpha):
     table, step, start = _chain(seed=seed, V=6, sharp=2.0)
-    best, best_seq = _brute_force_normalised(table, 4, alpha)
+    best, best_seq = _brute_force_best(table, 4, alpha)
     ids, scores = beam_search(step, start(1), 1, beam_size=256, bos_id=BOS, eos_id=EOS, max_len=4,
                               length_penalty=alpha)
     got = [t for t in ids[0].tolist() if t != PAD]

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, Callable
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
-from .core import Feedback, call, checker, describe, expect_close, expect_tensor, generator
+from .core import Feedback, call, checker, describe, expect_close, expect_number, expect_tensor, generator
 
 
 @checker
@@ -46,17 +46,6 @@ def _targets(seed: int, batch: int) -> torch.Tensor:
     """Targets like the chapter's line: y = x @ [2, -1, 0.5] + 1, shape (B,)."""
     x = torch.randn(batch, 3, generator=generator(200 + seed))
     return x @ torch.tensor([2.0, -1.0, 0.5]) + 1.0
-
-
-def _number(value: Any, name: str, what: str) -> float:
-    """``value`` as a float: an int, a float or a one-element tensor; anything else is refused."""
-    if isinstance(value, torch.Tensor) and value.numel() == 1:
-        value = value.item()
-    elif type(value).__module__ == "numpy" and getattr(value, "shape", None) == ():
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise Feedback(f"`{name}` returned {describe(value)}; expected a number ({what}).")
-    return float(value)
 
 
 @checker
@@ -109,7 +98,7 @@ def check_loss_floor(loss_floor: Callable, *, seed: int = 0, batch: int = 8) -> 
     """``loss_floor(y)`` for targets y (B,) must return the lowest value ``broken_mse`` can reach on
     that batch, whatever the model predicts: the variance of y, dividing by B."""
     y = _targets(seed, batch)
-    got = _number(call(loss_floor, y.clone(), name="loss_floor"), "loss_floor", "the lowest loss, a float")
+    got = expect_number(call(loss_floor, y.clone(), name="loss_floor"), "loss_floor", "the lowest loss, a float")
     if not math.isfinite(got):
         hint = (" With one example, torch.var divides by B - 1 = 0 (its default correction); the loss is a "
                 "plain mean." if batch == 1 else "")

@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any, Callable
+from typing import Callable
 
 import torch
 
 from ..rnn import RNN, CharLM, CharLMConfig, sample
-from .core import Feedback, call, checker, describe, expect_close, expect_tensor, generator
+from .core import Feedback, call, checker, describe, expect_close, expect_number, expect_tensor, generator
 
 _STEP = "h_t = tanh(x_t W_x + h_{t-1} W_h + b)"
 
@@ -406,16 +406,6 @@ def _orthogonal_rnn_norms(rho: float, hidden_size: int, steps: int, seed: int, *
     return _reference_grads(rnn, torch.zeros_like(x) if at_rest else x)
 
 
-def _number(value: Any, name: str) -> float:
-    if isinstance(value, torch.Tensor) and value.numel() == 1:
-        value = value.item()
-    elif type(value).__module__ == "numpy" and getattr(value, "shape", None) == ():
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise Feedback(f"`{name}` returned {describe(value)}; expected a number (a float).")
-    return float(value)
-
-
 @checker
 def check_grad_norm_prediction(predicted_grad_norm: Callable, *, rho: float = 0.9, hidden_size: int = 32,
                                steps: int = 40, seed: int = 0) -> None:
@@ -425,7 +415,7 @@ def check_grad_norm_prediction(predicted_grad_norm: Callable, *, rho: float = 0.
     measured = [v.item() for v in _orthogonal_rnn_norms(rho, hidden_size, steps, seed, at_rest=True)]
     n, root = hidden_size, math.sqrt(hidden_size)
     name = "predicted_grad_norm"
-    got = [_number(call(predicted_grad_norm, rho, n, d, name=name), name) for d in range(steps)]
+    got = [expect_number(call(predicted_grad_norm, rho, n, d, name=name), name) for d in range(steps)]
 
     def close(a: float, b: float) -> bool:   # float32 answers drift by about 1e-7 per step of the power
         return math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-300)

@@ -244,6 +244,18 @@ def expect_tuple(value: Any, name: str, names: tuple[str, ...]) -> tuple:
     return tuple(value)
 
 
+def expect_number(value: Any, name: str, what: str = "a float") -> float:
+    """``value`` as a float: an int, a float, or a one-element tensor or NumPy scalar; a bool or
+    anything else is refused with a message saying ``what`` was expected."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    elif type(value).__module__ == "numpy" and getattr(value, "shape", None) == ():
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise Feedback(f"`{name}` returned {describe(value)}; expected a number ({what}).")
+    return float(value)
+
+
 def _shape_text(dims: Mapping[str, int]) -> str:
     return f"({', '.join(dims)}) = {tuple(dims.values())}"
 
