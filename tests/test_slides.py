@@ -11,7 +11,7 @@ the committed notebook into a temporary folder while every socket is refused, th
   nothing was requested from the network or failed to load, and the page logged no error. A
   screenshot of the first slide with a display equation is saved.
 The rule of scripts/mark_slides.py is checked on a copy of the chapter: marking is idempotent,
-changes only the cells' slideshow metadata, and the marked copy gives the same deck.
+changes only the cells' slideshow metadata, and the build sees the marked copy as the unmarked one.
 
 npm fetches the pinned reveal.js and MathJax once into .venv/slides-assets/ (as the JupyterHub test
 installs its proxy); without npm or the registry the tests that need them are skipped with a
@@ -162,7 +162,7 @@ def test_mark_slides_rule():
     assert mark_slides.mark(notebook, force=True) == 1
 
 
-def test_marked_chapter_gives_the_same_deck(deck, tmp_path):
+def test_marked_chapter_gives_the_same_slides(tmp_path):
     copy = tmp_path / CHAPTER.name
     shutil.copy(CHAPTER, copy)
     before = json.loads(copy.read_text(encoding="utf-8"))
@@ -174,10 +174,9 @@ def test_marked_chapter_gives_the_same_deck(deck, tmp_path):
     assert after["metadata"] == before["metadata"]
     for old, new in zip(before["cells"], after["cells"]):
         assert set(new["metadata"]) - set(old["metadata"]) == {"slideshow"}
-        new["metadata"].pop("slideshow")
-        assert new == old
-    marked_deck = build_slides.build_deck(copy, tmp_path)
-    assert marked_deck.read_text(encoding="utf-8") == deck.read_text(encoding="utf-8")
+        assert {**new, "metadata": {k: v for k, v in new["metadata"].items() if k != "slideshow"}} == old
+    # the build applies the same rule in memory: what it exports is the same, marked or not
+    assert build_slides.slide_notebook(after) == build_slides.slide_notebook(before)
 
 
 @pytest.mark.skipif(not HAS_CHROMIUM, reason=f"no Chromium at {CHROMIUM}: install it with `sudo apt-get install "
@@ -202,8 +201,12 @@ def test_deck_opens_offline_with_maths_rendered(deck):
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             started = time.perf_counter()
             page.goto(deck.as_uri())
-            page.wait_for_function("() => window.Reveal && Reveal.isReady() && window.MathJax && MathJax.startup"
-                                   " && MathJax.startup.document", timeout=60_000)
+            page.wait_for_function("() => window.Reveal && Reveal.isReady()", timeout=60_000)
+            try:   # MathJax replaces the configuration object the page sets with itself once loaded
+                page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.document",
+                                       timeout=30_000)
+            except sync_api.TimeoutError:
+                pytest.fail(f"MathJax did not start; blocked {blocked}, failed {failed}, errors {errors}")
             page.evaluate("() => MathJax.startup.promise")
             seconds = time.perf_counter() - started
             state = page.evaluate("""() => {
@@ -225,7 +228,7 @@ def test_deck_opens_offline_with_maths_rendered(deck):
             page.wait_for_timeout(1000)    # the slide transition
             screenshot = deck.parent / "slide_with_equation.png"
             page.screenshot(path=str(screenshot))
-            loaded, load_failures = list(requested), list(failed)
+            loaded, load_failures, page_errors = list(requested), list(failed), list(errors)
             # the route above really blocks: a request the page makes itself is aborted and recorded
             probe = page.evaluate("() => fetch('https://example.org/x.js').then(() => 'loaded', () => 'blocked')")
         finally:
@@ -235,7 +238,7 @@ def test_deck_opens_offline_with_maths_rendered(deck):
     assert all(u.startswith("file://") for u in loaded), [u for u in loaded if not u.startswith("file://")]
     assert any(u.endswith(".woff") for u in loaded), "MathJax loaded no font"
     assert not load_failures, load_failures
-    assert not errors, errors
+    assert not page_errors, page_errors
     assert state["slides"] >= 20 and state["sections"] > state["slides"], state
     assert state["display"] >= n_display >= 5, (state, n_display)
     assert state["maths"] > 2 * n_display and state["errors"] == 0, state
