@@ -348,7 +348,7 @@ BIAS_MISTAKES = [
     ("a guess", lambda keep, k: 3.0, r"returned 3: with that forget-gate bias the LSTM cell kept 0.08809 of its "
                                      r"memory over 50 steps, not 0.5\. With the gate's bias b"),
     ("infinite", lambda keep, k: math.inf, "is a finite number"),
-    ("string", lambda keep, k: "4.3", r"returned a str .*expected a number, the bias"),
+    ("string", lambda keep, k: "4.3", r"returned a str .*expected a number \(the bias"),
     ("None", lambda keep, k: None, "returned None; expected a number"),
     ("bool", lambda keep, k: True, "returned a bool"),
     ("raises", lambda keep, k: math.log(-keep), "raised ValueError: math domain error"),

@@ -30,7 +30,8 @@ from typing import Callable
 import torch
 
 from ..rnn import LSTM
-from .core import Feedback, call, checker, describe, expect_close, expect_tensor, expect_tuple, generator
+from .core import (Feedback, call, checker, describe, expect_close, expect_number, expect_tensor, expect_tuple,
+                   generator)
 
 _LSTM = ("c_t = sigmoid(f) * c_{t-1} + sigmoid(i) * tanh(g), h_t = sigmoid(o) * tanh(c_t), "
          "with the blocks i, f, g, o in that order")
@@ -373,12 +374,7 @@ def check_forget_bias(forget_bias: Callable, *, cases: tuple = ((0.5, 50), (0.9,
     sigmoid(b) ** steps = keep. The check sets that bias in ``course_lib.rnn.LSTM`` and measures."""
     name = "forget_bias"
     for keep, k in cases:
-        got = call(forget_bias, keep, k, name=name)
-        if isinstance(got, torch.Tensor) and got.numel() == 1:
-            got = got.item()
-        if isinstance(got, bool) or not isinstance(got, (int, float)):
-            raise Feedback(f"`forget_bias({keep}, {k})` returned {describe(got)}; expected a number, the bias (a float).")
-        got = float(got)
+        got = expect_number(call(forget_bias, keep, k, name=name), f"forget_bias({keep}, {k})", "the bias, a float")
         if not math.isfinite(got):
             raise Feedback(f"`forget_bias({keep}, {k})` returned {got}; a bias that keeps a share between 0 and 1 "
                            "is a finite number: look for a log of 0 or a division by zero.")
