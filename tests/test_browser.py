@@ -123,19 +123,27 @@ def last_exception(port: int, chapter: str):
     ws = websocket.create_connection(f"ws://127.0.0.1:{port}/api/kernels/{session['kernel']['id']}/channels",
                                      header=[f"Authorization: token {TOKEN}"], timeout=60)
     try:
-        msg_id = uuid.uuid4().hex
-        ws.send(json.dumps({
-            "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": "test",
-                       "session": uuid.uuid4().hex, "version": "5.3"},
-            "parent_header": {}, "metadata": {}, "channel": "shell",
-            "content": {"code": "", "silent": True, "store_history": False, "allow_stdin": False,
-                        "user_expressions": {"raised": "repr(getattr(__import__('sys'), 'last_value', None))"}}}))
-        while True:
-            message = json.loads(ws.recv())
-            if message["msg_type"] == "execute_reply" and message["parent_header"].get("msg_id") == msg_id:
+        # a request that arrives just after a cell raised is aborted by the kernel (the page's run
+        # stops on errors, and the kernel drops what was queued behind it): its reply has status
+        # "aborted" and no user expressions, so ask again
+        for attempt in range(10):
+            msg_id = uuid.uuid4().hex
+            ws.send(json.dumps({
+                "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": "test",
+                           "session": uuid.uuid4().hex, "version": "5.3"},
+                "parent_header": {}, "metadata": {}, "channel": "shell",
+                "content": {"code": "", "silent": True, "store_history": False, "allow_stdin": False,
+                            "user_expressions": {"raised": "repr(getattr(__import__('sys'), 'last_value', None))"}}}))
+            while True:
+                message = json.loads(ws.recv())
+                if message["msg_type"] == "execute_reply" and message["parent_header"].get("msg_id") == msg_id:
+                    break
+            if message["content"].get("status") != "aborted":
                 break
+            time.sleep(0.5)
     finally:
         ws.close()
+    assert "user_expressions" in message["content"], f"the kernel's reply has no user expressions: {message['content']}"
     value = ast.literal_eval(message["content"]["user_expressions"]["raised"]["data"]["text/plain"])
     return None if value == "None" else value
 
