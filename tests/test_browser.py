@@ -126,7 +126,7 @@ def last_exception(port: int, chapter: str):
         # a request that arrives just after a cell raised is aborted by the kernel (the page's run
         # stops on errors, and the kernel drops what was queued behind it): its reply has status
         # "aborted" and no user expressions, so ask again
-        for attempt in range(10):
+        for _ in range(10):
             msg_id = uuid.uuid4().hex
             ws.send(json.dumps({
                 "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": "test",
