@@ -10,7 +10,8 @@ from course_lib.data import (addition_pairs, encode_pairs, reverse_pairs, sort_d
                              with_prefix)
 from course_lib.seq2seq import translate
 from course_lib.t5 import (RMSNorm, RelativePositionBias, T5, T5Config, noise_span_mask,
-                           reassemble_spans, relative_position_bucket, span_corruption, train_t5)
+                           reassemble_spans, relative_position_bucket, span_corruption, t5_param_groups,
+                           train_t5)
 from course_lib.text import Vocab
 
 transformers = pytest.importorskip("transformers")
@@ -220,10 +221,36 @@ def test_training_learns_to_reverse_and_decodes_through_seq2seq():
                               decoder_start_id=vocab.bos_id))
     sources, targets = [s for s, _ in pairs[:50]], [t for _, t in pairs[:50]]
     before = sum(o == t for o, t in zip(translate(model, sources, vocab, vocab, max_len=8), targets))
-    history = train_t5(model, data, steps=150, batch_size=32, lr=3e-3, warmup=10)
+    history = train_t5(model, data, steps=150, batch_size=32, warmup=10)
     assert history.step_loss[-1] < 0.5 * history.step_loss[0]
     after = sum(o == t for o, t in zip(translate(model, sources, vocab, vocab, max_len=8), targets))
     assert before <= 2 and after >= 15, (before, after)
+
+
+def test_each_tensor_steps_by_lr_times_its_rms_and_the_bias_tables_by_their_own_lr():
+    # Adam's first update moves every entry by about its learning rate (times the sign of its
+    # gradient): with warmup=0 the largest move of a weight is lr x its starting RMS, of a bias
+    # table entry position_bias_lr, whatever their scales
+    pairs = with_prefix(reverse_pairs(64, seed=0, min_len=2, max_len=5, alphabet="abcd"), "reverse")
+    vocab = Vocab.build([s + t for s, t in pairs])
+    data = encode_pairs(pairs, vocab, vocab)
+    torch.manual_seed(0)
+    model = T5(T5Config.small(len(vocab), d_model=32, d_kv=8, d_ff=64, eos_id=vocab.eos_id,
+                              decoder_start_id=vocab.bos_id))
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    train_t5(model, data, steps=1, batch_size=16, lr=1e-2, position_bias_lr=0.5, warmup=0)
+    move = {n: (p.detach() - before[n]).abs().max().item() for n, p in model.named_parameters()}
+    rms = {n: max(1e-3, b.pow(2).mean().sqrt().item()) for n, b in before.items()}
+    tables = [n for n in move if "relative_attention_bias" in n]
+    assert len(tables) == 2
+    for n in tables:
+        assert move[n] == pytest.approx(0.5, rel=0.01), n
+    for n in ("shared.weight", "encoder.blocks.0.self_attn.q.weight", "decoder.blocks.1.ff.wo.weight"):
+        assert move[n] == pytest.approx(1e-2 * rms[n], rel=0.01), n
+    # the embeddings (std 1) and the queries ((C D)^-1/2 = 0.06 here) get very different steps
+    assert move["shared.weight"] > 10 * move["encoder.blocks.0.self_attn.q.weight"]
+    groups = t5_param_groups(model, 1e-2, 0.5)
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
 
 
 # ---- bad input ------------------------------------------------------------------------------------
@@ -267,3 +294,10 @@ def test_bad_input_gets_named_errors():
         addition_pairs(3, max_digits=0)
     with pytest.raises(ValueError, match="prefix"):
         with_prefix([("a", "b")], "a: b")
+    data = encode_pairs([("ab", "ba")], Vocab.build(["ab"]), Vocab.build(["ab"]))
+    with pytest.raises(ValueError, match="position_bias_lr: expected a positive float"):
+        train_t5(model, data, steps=1, position_bias_lr=0.0)
+    with pytest.raises(ValueError, match="lr: expected a positive float"):
+        t5_param_groups(model, -1.0, 0.3)
+    with pytest.raises(TypeError, match="model: expected a T5"):
+        train_t5(torch.nn.Linear(2, 2), data, steps=1)
