@@ -1,0 +1,114 @@
+"""Run chapters in fast and/or full mode and write a table of what each run cost.
+
+    .venv/bin/python scripts/time_chapters.py --mode fast                 # every chapter, fast mode
+    .venv/bin/python scripts/time_chapters.py 07 09 --mode both --out docs/timings.md
+
+Each run is ``jupyter nbconvert --execute`` of the chapter into a scratch folder (the committed
+notebook is not touched), in a fresh wrapper process, so that the numbers are that run's alone:
+
+- wall: seconds from start to end (``time.perf_counter``); it grows when other programs share
+  the cores, which is why the load average at the start and end is printed beside it;
+- CPU: user + system seconds of every process of the run (the kernel included), from
+  ``resource.getrusage(RUSAGE_CHILDREN)``; it barely moves with load;
+- peak memory: the largest resident set of any process of the run (``ru_maxrss``), in MB,
+  which is the kernel's.
+
+Chapters run one at a time with the course's thread policy (``OMP_NUM_THREADS=1`` unless set),
+as ``./course`` does. A failed run is listed with its exit status; the table is written either way.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from datetime import date
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = REPO / "notebooks"
+
+# the wrapper: runs the command, then prints the rusage of everything it waited for
+WRAPPER = r"""
+import json, resource, subprocess, sys, time
+start = time.perf_counter()
+rc = subprocess.call(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+wall = time.perf_counter() - start
+r = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(json.dumps({"rc": rc, "wall": wall, "cpu": r.ru_utime + r.ru_stime, "peak_mb": r.ru_maxrss / 1024}))
+"""
+
+
+def chapters(selected: list[str]) -> list[Path]:
+    found = sorted(p for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    if not selected:
+        return found
+    out = []
+    for key in selected:
+        hits = [p for p in found if p.name.startswith(key)]
+        if len(hits) != 1:
+            raise SystemExit(f"chapters: expected a prefix naming one of {[p.name for p in found]}, got {key!r}")
+        out.append(hits[0])
+    return out
+
+
+def run_one(notebook: Path, mode: str, timeout: int, scratch: Path) -> dict:
+    env = {**os.environ, "MPLBACKEND": "Agg", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    env.pop("COURSE_FAST", None)
+    if mode == "fast":
+        env["COURSE_FAST"] = "1"
+    jupyter = str(Path(sys.executable).with_name("jupyter"))
+    command = [jupyter, "nbconvert", "--to", "notebook", "--execute", str(notebook),
+               f"--ExecutePreprocessor.timeout={timeout}", "--output-dir", str(scratch),
+               "--output", f"{notebook.stem}_{mode}"]
+    done = subprocess.run([sys.executable, "-c", WRAPPER, *command], cwd=NOTEBOOKS, env=env,
+                          capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("chapters", nargs="*", help="chapter prefixes, e.g. 07 09 (default: all)")
+    parser.add_argument("--mode", choices=("fast", "full", "both"), default="fast")
+    parser.add_argument("--out", default=str(REPO / "docs" / "timings.md"), help="the Markdown table to write")
+    parser.add_argument("--timeout", type=int, default=3600, help="seconds per cell (default 3600)")
+    args = parser.parse_args()
+    if args.timeout <= 0:
+        raise SystemExit(f"--timeout: expected a positive number of seconds, got {args.timeout}")
+    modes = ("fast", "full") if args.mode == "both" else (args.mode,)
+    rows, load_start = [], os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as scratch:
+        for notebook in chapters(args.chapters):
+            for mode in modes:
+                r = run_one(notebook, mode, args.timeout, Path(scratch))
+                rows.append((notebook.stem, mode, r))
+                status = "ok" if r["rc"] == 0 else f"FAILED (exit {r['rc']})"
+                print(f"{notebook.stem:32} {mode:5} wall {r['wall']:7.1f} s  CPU {r['cpu']:7.1f} s  "
+                      f"peak {r['peak_mb']:6.0f} MB  {status}", flush=True)
+    lines = [
+        "# Chapter timings",
+        "",
+        f"Measured {date.today()} on {platform.machine()}, {os.cpu_count()} CPU cores, Python "
+        f"{platform.python_version()}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '1')}; "
+        f"load average {load_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end "
+        "(other programs on the cores stretch wall time, not CPU time).",
+        f"Command: `python scripts/time_chapters.py {' '.join(args.chapters)} --mode {args.mode}`".replace("  ", " "),
+        "",
+        "Wall: seconds for the whole notebook (kernel start included). CPU: user + system seconds of all its "
+        "processes. Peak: the largest resident memory of any of them (the kernel's).",
+        "",
+        "| chapter | mode | wall s | CPU s | peak MB | result |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, mode, r in rows:
+        result = "ok" if r["rc"] == 0 else f"failed (exit {r['rc']})"
+        lines.append(f"| {name} | {mode} | {r['wall']:.0f} | {r['cpu']:.0f} | {r['peak_mb']:.0f} | {result} |")
+    Path(args.out).write_text("\n".join(lines) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
