@@ -14,11 +14,11 @@ SLOWEST_FIRST = (
     "tests/test_nbgrader_roundtrip.py",      # ~300 s: 13 assignments, 37 hand-ins autograded
     "notebooks/04_attention.ipynb",          # ~150 s
     "notebooks/02_lstm_gru.ipynb",           # ~145 s
-    "notebooks/07_gpt.ipynb",                # ~85 s
-    "tests/test_jupyterhub.py",              # ~85 s: a hub, a proxy, two students and an instructor
+    "notebooks/07_gpt.ipynb",                # ~130 s
+    "notebooks/09_t5.ipynb",                 # ~110 s
+    "tests/test_jupyterhub.py",              # ~85-120 s: a hub, a proxy, two students and an instructor
     "notebooks/06_transformer.ipynb",
     "notebooks/08_bert.ipynb",
-    "notebooks/09_t5.ipynb",
     "tests/test_browser.py",
     "notebooks/10_vit.ipynb",
     "tests/test_self_check.py",
