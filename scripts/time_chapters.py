@@ -15,6 +15,9 @@ notebook is not touched), in a fresh wrapper process, so that the numbers are th
 
 Chapters run one at a time with the course's thread policy (``OMP_NUM_THREADS=1`` unless set),
 as ``./course`` does. A failed run is listed with its exit status; the table is written either way.
+The table is updated in place: a row for a chapter and mode just measured replaces the old one,
+the other rows stay (each with the date and load average of its own run), so that a long full-mode
+run can be done a few chapters at a time.
 """
 from __future__ import annotations
 
@@ -69,6 +72,18 @@ def run_one(notebook: Path, mode: str, timeout: int, scratch: Path) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def merge_rows(existing: str, measured: dict) -> list[str]:
+    """The table's rows, sorted by chapter and mode: those of ``existing`` (a table this script
+    wrote) with the rows just ``measured`` ({(chapter, mode): row}) replacing theirs."""
+    rows = {}
+    for line in existing.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("| ") and len(cells) == 8 and cells[1] in ("fast", "full"):
+            rows[(cells[0], cells[1])] = line
+    rows.update(measured)
+    return [rows[key] for key in sorted(rows)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("chapters", nargs="*", help="chapter prefixes, e.g. 07 09 (default: all)")
@@ -88,24 +103,24 @@ def main() -> None:
                 status = "ok" if r["rc"] == 0 else f"FAILED (exit {r['rc']})"
                 print(f"{notebook.stem:32} {mode:5} wall {r['wall']:7.1f} s  CPU {r['cpu']:7.1f} s  "
                       f"peak {r['peak_mb']:6.0f} MB  {status}", flush=True)
+    measured = {(name, mode): f"| {name} | {mode} | {r['wall']:.0f} | {r['cpu']:.0f} | {r['peak_mb']:.0f} | "
+                f"{'ok' if r['rc'] == 0 else 'failed (exit %d)' % r['rc']} | {date.today()} | "
+                f"{load_start:.1f} → {os.getloadavg()[0]:.1f} |" for name, mode, r in rows}
+    table = merge_rows(Path(args.out).read_text() if Path(args.out).exists() else "", measured)
     lines = [
         "# Chapter timings",
         "",
-        f"Measured {date.today()} on {platform.machine()}, {os.cpu_count()} CPU cores, Python "
-        f"{platform.python_version()}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '1')}; "
-        f"load average {load_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end "
-        "(other programs on the cores stretch wall time, not CPU time).",
-        f"Command: `python scripts/time_chapters.py {' '.join(args.chapters)} --mode {args.mode}`".replace("  ", " "),
+        "Written by `python scripts/time_chapters.py [chapters] --mode fast|full|both` on the machine named "
+        f"below ({platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}, "
+        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '1')} for the last run). Wall: seconds for the "
+        "whole notebook, kernel start included; it grows when other programs share the cores, hence the load "
+        "average (1-minute, start → end of that run). CPU: user + system seconds of all the run's processes, "
+        "which load barely moves. Peak: the largest resident memory of any of them (the kernel's), in MB.",
         "",
-        "Wall: seconds for the whole notebook (kernel start included). CPU: user + system seconds of all its "
-        "processes. Peak: the largest resident memory of any of them (the kernel's).",
-        "",
-        "| chapter | mode | wall s | CPU s | peak MB | result |",
-        "|---|---|---|---|---|---|",
+        "| chapter | mode | wall s | CPU s | peak MB | result | measured | load |",
+        "|---|---|---|---|---|---|---|---|",
+        *table,
     ]
-    for name, mode, r in rows:
-        result = "ok" if r["rc"] == 0 else f"failed (exit {r['rc']})"
-        lines.append(f"| {name} | {mode} | {r['wall']:.0f} | {r['cpu']:.0f} | {r['peak_mb']:.0f} | {result} |")
     Path(args.out).write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out}")
 

@@ -23,3 +23,14 @@ def test_a_prefix_that_names_no_single_chapter_is_refused():
         time_chapters.chapters(["0"])
     with pytest.raises(SystemExit, match="got '99'"):
         time_chapters.chapters(["99"])
+
+
+def test_rows_just_measured_replace_theirs_and_the_others_stay():
+    old = ("| chapter | mode | wall s | CPU s | peak MB | result | measured | load |\n|---|---|---|---|---|---|---|---|\n"
+           "| 01_rnn | fast | 14 | 13 | 460 | ok | 2026-12-01 | 0.1 → 0.2 |\n"
+           "| 07_gpt | full | 506 | 500 | 700 | ok | 2026-12-01 | 1.0 → 1.0 |\n")
+    new = {("01_rnn", "fast"): "| 01_rnn | fast | 15 | 14 | 470 | ok | 2026-12-03 | 0.0 → 0.0 |",
+           ("00_setup_and_tour", "fast"): "| 00_setup_and_tour | fast | 10 | 10 | 433 | ok | 2026-12-03 | 0.0 → 0.0 |"}
+    rows = time_chapters.merge_rows(old, new)
+    assert rows == [new[("00_setup_and_tour", "fast")], new[("01_rnn", "fast")],
+                    "| 07_gpt | full | 506 | 500 | 700 | ok | 2026-12-01 | 1.0 → 1.0 |"]
