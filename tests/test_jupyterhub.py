@@ -53,7 +53,7 @@ def test_class_configuration():
     c = load_config({"COURSE_STUDENTS": "alice,bob", "COURSE_INSTRUCTORS": "carol"})
     env = c.Spawner.environment
     assert env["OMP_NUM_THREADS"] == "1" and env["OMP_WAIT_POLICY"] == "PASSIVE" and env["COURSE_FAST"] == "1"
-    assert c.Spawner.cpu_limit == 1 and c.Spawner.mem_limit == "2G"
+    assert c.Spawner.cpu_limit == 1 and c.Spawner.mem_limit == "3G"
     start = Path(c.Spawner.cmd[0])
     assert start.is_file() and os.access(start, os.X_OK)
     # the default URL opens the chapter the start script copies from the course
