@@ -627,9 +627,9 @@ def train_t5(model: T5, data: EncodedPairs, *, steps: int, batch_size: int = 32,
     """``steps`` AdamW updates on random batches of ``data`` (:func:`random_batches`, ``group``
     batches' worth sorted by length at a time: a small ``group`` mixes the tasks of a multi-task
     set within a batch), each tensor at its own learning rate (:func:`t5_param_groups`), rising
-    linearly over ``warmup`` steps, then decaying linearly to 0. T5 used Adafactor with an
-    inverse-square-root schedule; Adam with Adafactor's per-tensor scaling trains this small model
-    faster. Returns the History."""
+    linearly over ``warmup`` steps, then decaying linearly to 0. T5 used Adafactor (which scales
+    each tensor's step the same way) with an inverse-square-root schedule; here it is AdamW with
+    that scaling and a linear schedule. Returns the History."""
     check_int(warmup, "warmup", minimum=0)
     if not isinstance(model, T5):
         raise TypeError(f"model: expected a T5, got {type(model).__name__}")

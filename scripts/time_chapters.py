@@ -110,9 +110,9 @@ def main() -> None:
     lines = [
         "# Chapter timings",
         "",
-        "Written by `python scripts/time_chapters.py [chapters] --mode fast|full|both` on the machine named "
-        f"below ({platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}, "
-        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '1')} for the last run). Wall: seconds for the "
+        "Written by `python scripts/time_chapters.py [chapters] --mode fast|full|both`, one chapter at a time "
+        f"(the last run: {platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}, "
+        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '1')}). Wall: seconds for the "
         "whole notebook, kernel start included; it grows when other programs share the cores, hence the load "
         "average (1-minute, start → end of that run). CPU: user + system seconds of all the run's processes, "
         "which load barely moves. Peak: the largest resident memory of any of them (the kernel's), in MB.",
