@@ -9,7 +9,9 @@ notebook is not touched), in a fresh wrapper process, so that the numbers are th
 - wall: seconds from start to end (``time.perf_counter``); it grows when other programs share
   the cores, which is why the load average at the start and end is printed beside it;
 - CPU: user + system seconds of every process of the run (the kernel included), from
-  ``resource.getrusage(RUSAGE_CHILDREN)``; it barely moves with load;
+  ``resource.getrusage(RUSAGE_CHILDREN)``; on the 2-core test machine it grows too when the other
+  core is busy (chapter 01 in fast mode: 12.7 s quiet, 27 s beside another chapter), so compare
+  runs made under the same load;
 - peak memory: the largest resident set of any process of the run (``ru_maxrss``), in MB,
   which is the kernel's.
 
@@ -114,8 +116,9 @@ def main() -> None:
         f"(the last run: {platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}, "
         f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '1')}). Wall: seconds for the "
         "whole notebook, kernel start included; it grows when other programs share the cores, hence the load "
-        "average (1-minute, start → end of that run). CPU: user + system seconds of all the run's processes, "
-        "which load barely moves. Peak: the largest resident memory of any of them (the kernel's), in MB.",
+        "average (1-minute, start → end of that run). CPU: user + system seconds of all the run's processes; "
+        "on the 2-core test machine it grows with load too (chapter 01 fast: 12.7 s quiet, 27 s beside another "
+        "chapter). Peak: the largest resident memory of any of them (the kernel's), in MB.",
         "",
         "| chapter | mode | wall s | CPU s | peak MB | result | measured | load |",
         "|---|---|---|---|---|---|---|---|",
