@@ -15,6 +15,10 @@ notebook is not touched), in a fresh wrapper process, so that the numbers are th
 - peak memory: the largest resident set of any process of the run (``ru_maxrss``), in MB,
   which is the kernel's.
 
+``deploy/jupyterhub/measure_kernel.py`` measures one chapter as the hub starts its kernel (in
+process, sampling the kernel's memory, ``OMP_WAIT_POLICY=PASSIVE``) for the hub's sizing table; this
+script measures every chapter as ``./course`` runs it, from outside, for ``docs/timings.md``.
+
 Chapters run one at a time with the course's thread policy (``OMP_NUM_THREADS=1`` unless set),
 as ``./course`` does. A failed run is listed with its exit status; the table is written either way.
 The table is updated in place: a row for a chapter and mode just measured replaces the old one,
