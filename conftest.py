@@ -10,6 +10,9 @@ other (longest-processing-time-first scheduling). Files not listed follow in col
 """
 from __future__ import annotations
 
+import os
+import tempfile
+
 SLOWEST_FIRST = (
     "tests/test_nbgrader_roundtrip.py",      # ~300 s: 13 assignments, 37 hand-ins autograded
     "notebooks/04_attention.ipynb",          # ~150 s
@@ -36,6 +39,12 @@ SLOWEST_FIRST = (
 # conditions than nbval's plain run: tests/test_under_load.py runs chapter 01 beside a busy process.
 # When that test is collected, nbval's second execution of the chapter adds only time (about 25 s).
 EXECUTED_ELSEWHERE = {"notebooks/01_rnn.ipynb": "tests/test_under_load.py"}
+
+
+def pytest_configure(config):
+    # the chapters write their headline numbers (course_lib.results) for chapter 12: in the suite,
+    # into a scratch folder that the workers share, never into the learner's results/
+    os.environ.setdefault("COURSE_RESULTS_DIR", tempfile.mkdtemp(prefix="course-results-"))
 
 
 def pytest_collection_modifyitems(config, items):

@@ -6,7 +6,7 @@ modules are siblings that do not import each other); modules inside a package (k
 grading/) may import one another. ``tests/test_module_order.py`` reads this table and checks
 every module's imports against it (and that there is no import cycle):
 
-    utils < data < text < train < checkpoints < plot    the toolbox every chapter uses
+    utils < data < text < train < checkpoints < results < plot    the toolbox every chapter uses
     rnn                                                 01-02 recurrent networks, LSTM, GRU
     seq2seq                                             03 encoder-decoder, search, metrics
     attention_rnn                                       04 attention in an RNN decoder

@@ -15,7 +15,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import torch
 
@@ -101,3 +101,74 @@ def load_checkpoint(name: str, model: Optional[torch.nn.Module] = None, *,
     except RuntimeError as err:
         raise CheckpointError(f"model: does not fit checkpoint {name!r}: {err}") from None
     return {**saved["extra"], "manifest": entry}
+
+
+# --- a chapter's long training, trained or loaded (COURSE_USE_CHECKPOINTS=1) ---------------------------
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "0").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def use_checkpoints() -> bool:
+    """True when ``COURSE_USE_CHECKPOINTS=1`` in full mode: chapters load their shipped models
+    instead of training them. Checkpoints hold full-mode models, so fast mode always trains."""
+    from .utils import fast_mode
+    return _flag("COURSE_USE_CHECKPOINTS") and not fast_mode()
+
+
+def trained(name: str, train: Callable[[], tuple[dict, dict]], build: Callable[[dict], dict], *,
+            directory: os.PathLike | str | None = None) -> tuple[dict, dict, bool]:
+    """A chapter's long training, or its checkpoint.
+
+    ``train()`` trains and returns ``(models, kept)``: a dict name -> nn.Module and a dict of plain
+    values the chapter needs later (loss curves, chosen learning rates, training times).
+    ``build(kept)`` returns the same models untrained (built from ``kept``, e.g. its configs).
+    Returns ``(models, kept, loaded)``:
+
+    - with ``COURSE_USE_CHECKPOINTS=1`` (full mode) the checkpoint ``NAME`` is loaded (sha256
+      checked, ``weights_only=True``) into ``build(kept)``; nothing is trained;
+    - otherwise ``train()`` runs, and with ``COURSE_WRITE_CHECKPOINTS=1`` (full mode) its models and
+      ``kept`` are written to ``checkpoints/NAME.pt``; :func:`confirm` then records the metrics.
+    """
+    if use_checkpoints():
+        kept = load_checkpoint(name, directory=directory)
+        kept.pop("manifest")
+        models = build(kept)
+        load_checkpoint(name, torch.nn.ModuleDict(models), directory=directory)
+        print(f"checkpoint {name}: loaded {len(models)} trained models instead of training "
+              f"(COURSE_USE_CHECKPOINTS=1); unset it to train them here")
+        return models, kept, True
+    models, kept = train()
+    if not isinstance(models, dict) or not all(isinstance(m, torch.nn.Module) for m in models.values()):
+        raise TypeError(f"train: expected to return (dict of name -> nn.Module, dict), got models {type(models).__name__}")
+    if _flag("COURSE_WRITE_CHECKPOINTS") and not use_checkpoints():
+        from .utils import fast_mode
+        if fast_mode():
+            print(f"checkpoint {name}: not written in fast mode (checkpoints hold full-mode models)")
+        else:
+            save_checkpoint(name, torch.nn.ModuleDict(models), {}, extra=kept,
+                            script="scripts/make_checkpoints.py", directory=directory)
+            print(f"checkpoint {name}: written (COURSE_WRITE_CHECKPOINTS=1); confirm() records its metrics")
+    return models, kept, False
+
+
+def confirm(name: str, metrics: dict, loaded: bool, *, tolerance: float = 1e-6,
+            directory: os.PathLike | str | None = None) -> None:
+    """After the chapter evaluated the models of :func:`trained`: when they were loaded, check that
+    ``metrics`` (name -> number) reproduce the ones recorded when the checkpoint was written, and
+    raise CheckpointError naming any that differ; when they were just written, record them."""
+    metrics = {str(k): float(v) for k, v in metrics.items()}
+    directory = Path(directory or CHECKPOINT_DIR)
+    if loaded:
+        recorded = read_manifest(directory)[name]["metrics"]
+        differ = {k: (v, recorded.get(k)) for k, v in metrics.items()
+                  if recorded.get(k) is None or abs(v - recorded[k]) > tolerance}
+        if differ:
+            raise CheckpointError(f"checkpoint {name}: metrics (reproduced, recorded) differ: {differ}")
+        print(f"checkpoint {name}: {len(metrics)} metrics reproduced exactly as recorded")
+        return
+    manifest = read_manifest(directory)
+    if _flag("COURSE_WRITE_CHECKPOINTS") and name in manifest and not manifest[name]["metrics"]:
+        manifest[name]["metrics"] = metrics
+        (directory / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        print(f"checkpoint {name}: recorded {len(metrics)} metrics")

@@ -45,3 +45,62 @@ def test_shipped_bert_checkpoint_reproduces_its_validation_loss():
     assert abs(mlm_loss(model, data.val) - entry["metrics"]["val_mlm_loss"]) < 1e-4
     # the comparison can fail: an untrained model is far from it
     assert mlm_loss(BERT(model.config), data.val) > entry["metrics"]["val_mlm_loss"] + 1.0
+
+
+# --- a chapter's training: trained() and confirm() ----------------------------------------------------
+
+def _train_tiny(calls):
+    def train():
+        calls.append("trained")
+        torch.manual_seed(1)
+        model = torch.nn.Linear(3, 2)
+        return {"head": model}, {"losses": [2.0, 1.0], "lr": 0.01}
+    return train
+
+
+def _build(kept):
+    return {"head": torch.nn.Linear(3, 2)}
+
+
+def _score(model):
+    with torch.no_grad():
+        return float(model(torch.ones(1, 3)).sum())
+
+
+def test_trained_writes_then_loads_and_confirm_checks_the_metrics(tmp_path, monkeypatch):
+    monkeypatch.delenv("COURSE_FAST", raising=False)
+    monkeypatch.delenv("COURSE_USE_CHECKPOINTS", raising=False)
+    calls = []
+    # no switch: trains, writes nothing
+    models, kept, loaded = checkpoints.trained("tiny_run", _train_tiny(calls), _build, directory=tmp_path)
+    assert calls == ["trained"] and not loaded and not (tmp_path / "tiny_run.pt").exists()
+    # writing: trains, saves the models and the kept values; confirm records the metrics
+    monkeypatch.setenv("COURSE_WRITE_CHECKPOINTS", "1")
+    models, kept, loaded = checkpoints.trained("tiny_run", _train_tiny(calls), _build, directory=tmp_path)
+    checkpoints.confirm("tiny_run", {"score": _score(models["head"])}, loaded, directory=tmp_path)
+    entry = checkpoints.read_manifest(tmp_path)["tiny_run"]
+    assert entry["metrics"] == {"score": _score(models["head"])} and entry["script"] == "scripts/make_checkpoints.py"
+    # loading: nothing is trained, the weights and kept values come back, the metrics reproduce
+    monkeypatch.delenv("COURSE_WRITE_CHECKPOINTS")
+    monkeypatch.setenv("COURSE_USE_CHECKPOINTS", "1")
+    again, kept2, loaded = checkpoints.trained("tiny_run", _train_tiny(calls), _build, directory=tmp_path)
+    assert loaded and calls == ["trained", "trained"] and kept2 == {"losses": [2.0, 1.0], "lr": 0.01}
+    assert torch.equal(again["head"].weight, models["head"].weight)
+    checkpoints.confirm("tiny_run", {"score": _score(again["head"])}, loaded, directory=tmp_path)
+    # a metric that does not reproduce is named
+    with pytest.raises(CheckpointError, match="score"):
+        checkpoints.confirm("tiny_run", {"score": _score(again["head"]) + 0.01}, loaded, directory=tmp_path)
+    # fast mode never loads (checkpoints hold full-mode models) and never writes
+    monkeypatch.setenv("COURSE_FAST", "1")
+    _, _, loaded = checkpoints.trained("tiny_run", _train_tiny(calls), _build, directory=tmp_path)
+    assert not loaded and calls[-1] == "trained"
+
+
+def test_trained_without_the_checkpoint_says_how_to_make_it(tmp_path, monkeypatch):
+    monkeypatch.delenv("COURSE_FAST", raising=False)
+    monkeypatch.setenv("COURSE_USE_CHECKPOINTS", "1")
+    with pytest.raises(CheckpointError, match="'absent' is not in"):
+        checkpoints.trained("absent", _train_tiny([]), _build, directory=tmp_path)
+    monkeypatch.delenv("COURSE_USE_CHECKPOINTS")
+    with pytest.raises(TypeError, match="train: expected"):
+        checkpoints.trained("bad", lambda: ([torch.nn.Linear(1, 1)], {}), _build, directory=tmp_path)
