@@ -14,6 +14,7 @@ every module's imports against it (and that there is no import cycle):
     transformer                                         06 the encoder-decoder Transformer
     gpt | bert | t5 | vit                               07-10 the four variants
     kernels                                             11 tiled and Triton attention
+    families                                            12 three families on one task at equal budget
     distributed                                         13 data parallelism (appendix)
     grading < grade < doctor                            exercises, self-check, environment check
 
