@@ -53,7 +53,7 @@ c.Spawner.environment = {
 }
 # Per-learner limits, measured in README.md ("Sizing"). Enforced by spawners that can (systemd,
 # Docker, Kubernetes); the plain LocalProcessSpawner only reports them to the server.
-c.Spawner.mem_limit = os.environ.get("COURSE_MEM_LIMIT", "3G")  # chapter 06 peaks at 2.1 GB
+c.Spawner.mem_limit = os.environ.get("COURSE_MEM_LIMIT", "3G")  # full mode: chapter 06 peaks at 2.0 GB
 c.Spawner.cpu_limit = float(os.environ.get("COURSE_CPU_LIMIT", "1"))
 c.Spawner.mem_guarantee = "1G"
 c.Spawner.cpu_guarantee = 0.5
