@@ -22,6 +22,7 @@ SLOWEST_FIRST = (
     "tests/test_jupyterhub.py",              # ~85-120 s: a hub, a proxy, two students and an instructor
     "notebooks/06_transformer.ipynb",
     "notebooks/08_bert.ipynb",
+    "notebooks/12_choosing_an_architecture.ipynb",   # ~65 s, most of it the three families
     "tests/test_browser.py",
     "notebooks/10_vit.ipynb",
     "tests/test_self_check.py",
