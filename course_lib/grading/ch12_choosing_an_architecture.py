@@ -28,25 +28,7 @@ from typing import Callable
 
 import torch
 
-from .core import Feedback, call, checker, describe, expect_number, generator, plain
-
-
-def _expect_refusal(fn: Callable, name: str, args: tuple, arg: str, where: str, why: str) -> None:
-    """``fn(*args)`` must raise a ValueError whose message names the argument ``arg``."""
-    try:
-        got = fn(*args)
-    except ValueError as exc:
-        if arg in str(exc):
-            return
-        raise Feedback(f"{where} raised ValueError({str(exc)!r}); the message should name the argument `{arg}` "
-                       "and say what is wrong with it.") from None
-    except NotImplementedError:
-        raise Feedback(f"`{name}` is not answered yet: replace `raise NotImplementedError()` in its cell with "
-                       "your code, run that cell, then run this test again.") from None
-    except (Exception, SystemExit) as exc:   # noqa: BLE001 (the learner's error is the feedback)
-        raise Feedback(f"{where} raised {type(exc).__name__}: {exc}; expected a ValueError naming `{arg}`.") from None
-    raise Feedback(f"{where} returned {describe(plain(got))} instead of refusing: {why}. "
-                   f"Raise ValueError naming `{arg}` and what is wrong with it.")
+from .core import Feedback, call, checker, describe, expect_number, expect_refusal, generator
 
 
 # -- exercise 1: a prediction of memory at generation time -------------------------------------------
@@ -177,7 +159,7 @@ def check_winner_refuses_bad_rows(winner: Callable, *, case: str = "metrics") ->
     what, spec, why = _BAD_ROWS[case]
     rows = _rows(*spec)
     shown = ", ".join(f"{r['model']}: {r['metric']} {r['value']}" for r in rows)
-    _expect_refusal(winner, "winner", (rows,), "rows", f"`winner` given {what} ({shown})", why)
+    expect_refusal(winner, "winner", (rows,), "rows", f"`winner` given {what} ({shown})", why)
 
 
 # -- exercise 3: the width that spends a parameter budget ----------------------------------------------
@@ -244,6 +226,6 @@ def check_gpt_width(gpt_width_for: Callable, *, cases=((400_000, 2, 256, 256, 4)
 def check_gpt_width_refuses_bad_budget(gpt_width_for: Callable, *, budget=0) -> None:
     """A budget that is not a positive int must raise ValueError naming `budget`; a good one must not."""
     call(gpt_width_for, 50_000, 1, 50, 16, n_heads=4, name="gpt_width_for")
-    _expect_refusal(gpt_width_for, "gpt_width_for", (budget, 2, 96, 128), "budget",
+    expect_refusal(gpt_width_for, "gpt_width_for", (budget, 2, 96, 128), "budget",
                     f"`gpt_width_for(budget={budget!r}, n_layers=2, vocab_size=96, block_size=128)`",
                     "a budget must be a positive int (a number of parameters)")

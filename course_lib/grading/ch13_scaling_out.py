@@ -23,7 +23,7 @@ from typing import Callable
 
 import torch
 
-from .core import Feedback, call, checker, describe, generator
+from .core import Feedback, call, checker, describe, expect_refusal, generator
 
 # -- exercise 1: each process's share of the shuffled data -------------------------------------------
 
@@ -164,22 +164,9 @@ def check_accumulation_refuses_bad_input(accumulated_gradients: Callable, *, bat
     """A batch that micro_batches does not divide must raise ValueError naming `micro_batches`."""
     model, x, y = _accumulation_case(0, batch, 5, 4)
     where = f"`accumulated_gradients` with {batch} examples and micro_batches={micro_batches}"
-    try:
-        got = accumulated_gradients(model, x, y, micro_batches)
-    except ValueError as exc:
-        if "micro_batches" not in str(exc):
-            raise Feedback(f"{where} raised ValueError({str(exc)!r}); the message should name the argument "
-                           "`micro_batches`, what was expected (a divisor of the batch) and what was given.") from None
-        return
-    except NotImplementedError:
-        raise Feedback("`accumulated_gradients` is not answered yet: replace `raise NotImplementedError()` "
-                       "in its cell with your code, run that cell, then run this test again.") from None
-    except Exception as exc:   # noqa: BLE001 (the learner's error is the feedback)
-        raise Feedback(f"{where} raised {type(exc).__name__}: {exc}; expected a ValueError that names "
-                       "`micro_batches`.") from None
-    raise Feedback(f"{where} returned {describe(got)} instead of refusing: {batch} examples do not split into "
-                   f"{micro_batches} equal micro-batches, and unequal ones would weigh examples unequally. "
-                   "Raise ValueError naming `micro_batches`, the batch size and the value given.")
+    expect_refusal(accumulated_gradients, "accumulated_gradients", (model, x, y, micro_batches), "micro_batches",
+                   where, f"{batch} examples do not split into {micro_batches} equal micro-batches, and unequal "
+                          "ones would weigh examples unequally")
 
 
 # -- exercise 3: a prediction of the all-reduce traffic -----------------------------------------------

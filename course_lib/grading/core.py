@@ -256,6 +256,24 @@ def expect_number(value: Any, name: str, what: str = "a float") -> float:
     return float(value)
 
 
+def expect_refusal(fn: Callable, name: str, args: tuple, arg: str, where: str, why: str) -> None:
+    """``fn(*args)`` must raise a ValueError whose message names the argument ``arg``."""
+    try:
+        got = fn(*args)
+    except ValueError as exc:
+        if arg in str(exc):
+            return
+        raise Feedback(f"{where} raised ValueError({str(exc)!r}); the message should name the argument `{arg}` "
+                       "and say what is wrong with it.") from None
+    except NotImplementedError:
+        raise Feedback(f"`{name}` is not answered yet: replace `raise NotImplementedError()` in its cell with "
+                       "your code, run that cell, then run this test again.") from None
+    except (Exception, SystemExit) as exc:   # noqa: BLE001 (the learner's error is the feedback)
+        raise Feedback(f"{where} raised {type(exc).__name__}: {exc}; expected a ValueError naming `{arg}`.") from None
+    raise Feedback(f"{where} returned {describe(plain(got))} instead of refusing: {why}. "
+                   f"Raise ValueError naming `{arg}` and what is wrong with it.")
+
+
 def _shape_text(dims: Mapping[str, int]) -> str:
     return f"({', '.join(dims)}) = {tuple(dims.values())}"
 
