@@ -108,8 +108,9 @@ def test_trained_without_the_checkpoint_says_how_to_make_it(tmp_path, monkeypatc
 
 def test_every_shipped_checkpoint_is_small_checked_and_has_metrics():
     manifest = checkpoints.read_manifest()
-    chapters = {"char_rnn", "adding_problem", "bottleneck_numbers", "attention_dates", "transformer_vs_rnn",
-                "gpt_vs_lstm", "gpt_bpe", "vit_cnn_mlp"}
+    chapters = {"char_rnn", "adding_problem", "seq2seq_numbers", "seq2seq_controls", "bottleneck_numbers",
+                "attention_dates", "transformer_vs_rnn", "gpt_vs_lstm", "gpt_bpe", "vit_cnn_mlp",
+                "t5_pretrained_shared", "t5_scratch_shared"} | {f"t5_task_{p}" for p in ("date", "num", "rev", "sort", "add", "addn")}
     assert chapters | {"bert_pydoc"} <= set(manifest), sorted(manifest)
     for name, entry in manifest.items():
         assert entry["bytes"] <= 4_000_000, (name, entry["bytes"])           # a few MB at most
