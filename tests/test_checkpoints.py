@@ -110,7 +110,9 @@ def test_every_shipped_checkpoint_is_small_checked_and_has_metrics():
     manifest = checkpoints.read_manifest()
     chapters = {"char_rnn", "adding_problem", "seq2seq_numbers", "seq2seq_controls", "bottleneck_numbers",
                 "attention_dates", "transformer_vs_rnn", "gpt_vs_lstm", "gpt_bpe", "vit_cnn_mlp",
-                "t5_pretrained_shared", "t5_scratch_shared"} | {f"t5_task_{p}" for p in ("date", "num", "rev", "sort", "add", "addn")}
+                "t5_pretrained_shared", "t5_scratch_shared", "bert_trap", "bert_nsp"}
+    chapters |= {f"t5_task_{p}" for p in ("date", "num", "rev", "sort", "add", "addn")}
+    chapters |= {f"bert_topics_{w}_{b}" for w in ("pretrained", "scratch") for b in (5, 20, "all")}
     assert chapters | {"bert_pydoc"} <= set(manifest), sorted(manifest)
     for name, entry in manifest.items():
         assert entry["bytes"] <= 4_000_000, (name, entry["bytes"])           # a few MB at most
