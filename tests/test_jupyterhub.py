@@ -99,7 +99,7 @@ class Hub:
         # the grader's course directory and the exchange, as the round-trip test makes them
         self.course = Course(root)
         self.course.exchange.chmod(0o1777)                  # as the README asks of /srv/nbgrader/exchange
-        formgrader_port = free_port()
+        self.formgrader_port = formgrader_port = free_port()
         config = root / "jupyterhub_config.py"
         config.write_text(f"""
 load_subconfig({str(DEPLOY / "jupyterhub_config.py")!r})       # the course's configuration
@@ -156,10 +156,31 @@ c.JupyterHub.load_roles.append({{"name": "admin", "services": ["e2e-test"]}})
             assert time.time() < deadline, f"{what}: not ready within {timeout} s\n{self.log_tail()}"
             time.sleep(1)
 
+    def children(self, marker: str) -> list[int]:
+        """The hub's child processes whose command line contains ``marker`` (read from /proc)."""
+        found = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+                if ppid == self.process.pid and marker.encode() in (stat.parent / "cmdline").read_bytes():
+                    found.append(int(stat.parent.name))
+            except (OSError, ValueError, IndexError):
+                pass
+        return found
+
     def stop(self):
         """SIGTERM to the hub (it stops the servers, services and proxy it started), then make sure."""
         if self.process.poll() is None:
+            service = self.children(f"--port={self.formgrader_port}")
             os.killpg(self.process.pid, signal.SIGTERM)
+            # inside a pytest-xdist worker the formgrader service does not react to the SIGINT the hub
+            # stops it with, and the hub waited its 30 s interrupt timeout before SIGTERM (seen in every
+            # suite run; not when this file runs alone): SIGTERM it now, as the hub would after the wait
+            for pid in service:
+                try:
+                    os.kill(pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
         try:
             self.process.wait(timeout=60)
         except subprocess.TimeoutExpired:
