@@ -37,9 +37,11 @@ SLOWEST_FIRST = (
 
 
 # Chapters that a test already executes whole, cell by cell, failing on any error, under harder
-# conditions than nbval's plain run: tests/test_under_load.py runs chapter 01 beside a busy process.
-# When that test is collected, nbval's second execution of the chapter adds only time (about 25 s).
-EXECUTED_ELSEWHERE = {"notebooks/01_rnn.ipynb": "tests/test_under_load.py"}
+# conditions than nbval's plain run: tests/test_under_load.py runs chapter 01 beside a busy process,
+# tests/test_browser.py runs chapter 05 in JupyterLab in a real browser. When that test is collected,
+# nbval's second execution of the chapter adds only time (about 25 s each).
+EXECUTED_ELSEWHERE = {"notebooks/01_rnn.ipynb": "tests/test_under_load.py",
+                      "notebooks/05_self_attention.ipynb": "tests/test_browser.py"}
 
 
 def pytest_configure(config):

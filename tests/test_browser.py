@@ -3,8 +3,9 @@ token, headless Chromium (Debian's `chromium`, driven by PyPI's playwright with 
 no browser download) opens a chapter, runs all its cells from JupyterLab's Run menu, and every
 code cell must have run, in order, with no error output. A screenshot of each chapter is saved.
 
-Chapter 00 (the set-up check) and chapter 01 (the RNN, which trains a language model; one of the
-quickest training chapters) run in fast mode. The notebooks on disk are not written: the test
+Chapter 00 (the set-up check) and chapter 05 (self-attention: it trains a model with the course's
+progress bar and draws attention maps) run in fast mode, and nbval does not run chapter 05 again
+(conftest.py); chapter 01 is run whole by tests/test_under_load.py. The notebooks on disk are not written: the test
 turns autosave off in its own user settings and checks afterwards that the files hold no outputs.
 """
 import ast
@@ -25,7 +26,7 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in t
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("COURSE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-CHAPTERS = ["00_setup_and_tour.ipynb", "01_rnn.ipynb"]
+CHAPTERS = ["00_setup_and_tour.ipynb", "05_self_attention.ipynb"]
 # Chromium flags for a headless run inside a container or CI job, offline: no sandbox (root in a
 # container has no user namespaces for it), no GPU, and none of the background requests to Google.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
