@@ -10,7 +10,7 @@ Each chapter is executed in full mode with ``COURSE_WRITE_CHECKPOINTS=1``: its o
 (``course_lib.checkpoints.trained``) trains the models and writes them, and the evaluation after it
 (``checkpoints.confirm``) records the metrics that loading must reproduce. There is no second copy
 of any training recipe here. Chapters run one at a time, as ``scripts/time_chapters.py`` runs them
-(whose table this does not touch); about 50 minutes for all of them on the 2-core test machine.
+(whose table this does not touch); about an hour for all of them on the 2-core test machine.
 (``scripts/make_bert_checkpoint.py`` makes chapter 08's pretrained BERT, a library recipe.)
 """
 from __future__ import annotations
