@@ -449,3 +449,19 @@ def test_untouched_prediction_says_not_answered():
 
     fails_with(grading.check_grad_norm_prediction, predicted_grad_norm, "`predicted_grad_norm` is not answered yet")
     fails_with(grading.check_norm_with_inputs, norm_with_inputs, "`norm_with_inputs` is not answered yet")
+
+
+# -- why graded checks run outside the learner's process -------------------------------------------
+
+def test_a_check_in_the_learners_process_can_be_fooled(monkeypatch):
+    """Called in the process of the learner's code, two wrong answers pass: one replaces the check's
+    reference, one overwrites what the check measured. Grading therefore runs the checks in the
+    grader's process (course_lib.grading.remote), where both score 0 (tests/test_nbgrader_roundtrip.py)."""
+    from grading_support import PATCHES_THE_REFERENCE, REWRITES_THE_MEASUREMENT
+    monkeypatch.setattr(grading, "sample", grading.sample)   # undone after the test
+    ns = {"torch": torch}
+    exec(PATCHES_THE_REFERENCE + REWRITES_THE_MEASUREMENT, ns)
+    grading.check_generate(ns["generate"])                   # passes: the reference was replaced
+    assert ns["generate"](None, [1, 2], 3, 1.0, None) == [1, 2, 0, 0, 0]
+    grading.check_grad_norm_prediction(ns["predicted_grad_norm"])   # passes: the measurement was rewritten
+    fails_with(grading.check_grad_norm_prediction, lambda rho, d, k: 1.0, "predicted_grad_norm")

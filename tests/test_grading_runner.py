@@ -1,6 +1,6 @@
 """The grading runner's output cap: printed output is cut to ``output_limit`` characters per cell,
-with a note saying how much was cut; bytes written straight to file descriptor 1 are kept only as
-far as the kernel forwards them while the cell runs, and never beyond the cap."""
+with a note saying how much was cut; bytes a learner's function writes straight to file descriptor 1
+are kept only as far as the kernel forwards them while the cell runs, and never beyond the cap."""
 import nbformat
 
 from course_lib.grading.runner import run_notebook
@@ -8,14 +8,19 @@ from course_lib.grading.runner import run_notebook
 
 def test_output_is_capped_per_cell_with_a_note(tmp_path):
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell("print('y' * 50_000)"),
-                nbformat.v4.new_code_cell("import os\nos.write(1, b'x' * 100_000)\nprint('after')"),
-                nbformat.v4.new_code_cell("print('short')")]
-    for i, cell in enumerate(nb.cells):   # test cells: they run whole (answer cells keep definitions only)
+    answer = nbformat.v4.new_code_cell("def flood():\n    import os\n    os.write(1, b'x' * 100_000)\n"
+                                       "    print('after')")
+    answer.metadata["nbgrader"] = {"grade": False, "solution": True, "locked": False, "grade_id": "ex1",
+                                   "schema_version": 3}
+    tests = [nbformat.v4.new_code_cell("print('y' * 50_000)"),   # runs in the grader
+             nbformat.v4.new_code_cell("flood()"),               # the learner's function, in the kernel
+             nbformat.v4.new_code_cell("print('short')")]
+    for i, cell in enumerate(tests):
         cell.metadata["nbgrader"] = {"grade": True, "solution": False, "locked": True, "points": 1,
                                      "grade_id": f"ex{i}_tests", "schema_version": 3}
+    nb.cells = [answer, *tests]
     run_notebook(nb, tmp_path, timeout=60, output_limit=20_000, isolate="notebook")
-    texts = [[o.get("text", "") for o in cell.outputs if o.output_type == "stream"] for cell in nb.cells]
+    texts = [[o.get("text", "") for o in cell.outputs if o.output_type == "stream"] for cell in tests]
     kept = lambda cell: sum(len(t) for t in cell if "[grading] output cut" not in t)  # noqa: E731
     assert kept(texts[0]) == 20_000
     assert any("output cut: 30,001 more characters" in t for t in texts[0]), texts[0][-1][:200]

@@ -29,6 +29,7 @@ import pytest
 
 from course_lib.grade import cell_seconds
 from course_lib.grading.notebook import nbgrader_meta as meta
+from grading_support import PATCHES_THE_REFERENCE, REWRITES_THE_MEASUREMENT
 
 REPO = Path(__file__).resolve().parent.parent
 EXERCISES = REPO / "notebooks" / "exercises"
@@ -304,7 +305,9 @@ def course(tmp_path_factory):
     learners["edits"] = ordinary_edits(release, sol)
     learners["cheater"] = answered(release, {"ex1_rnn_step": PATCHES_CHECKS, "ex2_rnn_forward": ALWAYS_EQUAL,
                                              "ex3_grad_norms": HOOKS_IMPORT,
-                                             "ex4_temperature": ESCAPES.format(root=c.root, repo=REPO)})
+                                             "ex4_temperature": ESCAPES.format(root=c.root, repo=REPO),
+                                             "ex5_generate": PATCHES_THE_REFERENCE,
+                                             "ex6_predict": REWRITES_THE_MEASUREMENT})
     for student, nb in learners.items():
         c.place(DETAILED, student, nb)
     for aid in ASSIGNMENTS:  # every other assignment: the solution and the untouched student version
@@ -481,11 +484,17 @@ def test_ordinary_edits_are_graded_as_if_untouched(course):
 
 
 def test_cheating_in_the_interpreter_scores_nothing(course):
-    """Checks replaced by no-ops, an import hook, an input transformer, an always-equal tensor."""
+    """Checks replaced by no-ops, an import hook, an input transformer, an always-equal tensor, and two
+    functions that, when called, replace the check's reference (ex5) or overwrite what the check
+    measured (ex6): both pass a check run in their own process (tests/test_grading_ch01.py)."""
     got = course.first_scores[DETAILED]["cheater"]
-    for gid in ("ex1_rnn_step_tests", "ex2_rnn_forward_tests", "ex3_grad_norms_tests", "ex4_temperature_tests"):
-        assert got[gid] == 0, gid
-    assert got["ex5_generate_tests"] == 0  # not answered
+    assert set(got) == set(course.first_scores[DETAILED]["solution"])
+    assert sum(got.values()) == 0, got
+    graded = nbformat.read(course.root / "autograded" / "cheater" / DETAILED / course.notebook_name(DETAILED), 4)
+    errors = {meta(c)["grade_id"]: [o.evalue for o in c.outputs if o.output_type == "error"]
+              for c in graded.cells if meta(c).get("grade")}
+    assert "differs from the reference" in errors["ex5_generate_tests"][0], errors["ex5_generate_tests"]
+    assert "predicted_grad_norm" in errors["ex6_predict_tests_formula"][0], errors["ex6_predict_tests_formula"]
 
 
 def test_the_sandbox_hides_the_course_and_protects_the_gradebook(course):

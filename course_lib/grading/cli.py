@@ -156,8 +156,9 @@ def grade(path: str | Path, timeout: int = DEFAULT_TIMEOUT, kernel_name: str = "
     points are the release's. Without the source at hand, a test cell failing its nbgrader
     checksum scores 0 and the report says that points and completeness could not be checked.
     The notebook runs like autograde runs it (:mod:`course_lib.grading.runner`: sandboxed kernels,
-    one per exercise, definitions only from answer cells); a test cell passes only if it ran to the
-    end without an error. Never writes to ``path``. Raises ``ValueError`` if there is nothing to grade.
+    one per exercise, definitions only from answer cells, the test cells in this process calling the
+    learner's functions in the kernel; without the source at hand the test cells run in the kernel);
+    a test cell passes only if it ran to the end without an error. Never writes to ``path``. Raises ``ValueError`` if there is nothing to grade.
     ``kernel_name`` is kept for compatibility and not used: grading always uses its own kernel.
     """
     import nbformat
@@ -196,8 +197,11 @@ def grade(path: str | Path, timeout: int = DEFAULT_TIMEOUT, kernel_name: str = "
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
 
+    # without the source at hand no test cell's code is known to be the release's (a checksum can be
+    # forged): they all run in the sandboxed kernel, never in this process
+    in_kernel = {_nbgrader(c).get("grade_id") for c in run.cells if _nbgrader(c).get("grade")} if source is None else ()
     info = runner.run_notebook(run, path.parent.resolve(), timeout=timeout, sandbox=sandbox_mode,
-                               hide=[SOURCE_DIR], isolate=isolate)
+                               hide=[SOURCE_DIR], isolate=isolate, in_kernel=in_kernel)
     report.sandboxed = info.sandboxed
 
     for index, cell in enumerate(run.cells):

@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-__all__ = ["Feedback", "checker", "call", "expect_tensor", "expect_close", "expect_tuple", "generator", "truncate",
+__all__ = ["Feedback", "Opaque", "checker", "call", "expect_tensor", "expect_close", "expect_tuple", "generator", "truncate",
            "describe", "plain"]
 
 _OUTPUT_LIMIT = 2000  # characters of a learner's printed output shown back to them
@@ -44,10 +44,25 @@ def truncate(text: str, limit: int = _OUTPUT_LIMIT) -> str:
     return f"{head}\n... [{len(text) - len(head) - len(tail):,} characters cut] ...\n{tail}"
 
 
+class Opaque:
+    """What a learner's function returned when it is not data (a function, a module, an object of
+    its own class), as the grader receives it from the kernel: its type's name and its repr."""
+
+    __slots__ = ("kind", "text")
+
+    def __init__(self, kind: str, text: str):
+        self.kind, self.text = kind, text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
 def describe(value: Any) -> str:
     """A short description of a value for a message: ``a tuple of 2 items``, ``a Tensor of shape (4, 8)``."""
     if value is None:
         return "None"
+    if isinstance(value, Opaque):
+        return f"a {value.kind} ({truncate(value.text, 80) if len(value.text) > 80 else value.text})"
     if isinstance(value, torch.Tensor):
         return f"a torch.Tensor of shape {tuple(value.shape)} and dtype {value.dtype}"
     if type(value).__module__ == "numpy" and hasattr(value, "shape"):
@@ -126,7 +141,10 @@ def _is_cell(filename: str) -> bool:
 
 
 def _where(exc: BaseException) -> str:
-    """`` at line N of your cell: `code` `` for the deepest frame of learner code in the traceback."""
+    """`` at line N of your cell: `code` `` for the deepest frame of learner code in the traceback
+    (for an error raised in the grading kernel, what the kernel found there)."""
+    if isinstance(getattr(exc, "_course_where", None), str):
+        return exc._course_where
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if _is_learner_frame(f.filename)]
     if not frames:
         return ""

@@ -22,12 +22,13 @@ import json
 import os
 import queue
 import shutil
+import socket
 import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Collection
 
 from . import sandbox as _sandbox
 from .notebook import defined_names, definitions_only, exercise_key, is_test, nbgrader_meta, source
@@ -80,28 +81,39 @@ class _Outputs:
             out.traceback = [line[:2000] for line in out.traceback[-40:]]
             self.items.append(out)
             return
-        room = self.limit - self.size
         if out.output_type == "stream":
-            text = out.text
-            if len(text) > room:
-                self.cut += len(text) - max(room, 0)
-                text = text[:max(room, 0)]
-            if not text:
-                return
-            self.size += len(text)
-            last = self.items[-1] if self.items else None
-            if last is not None and last.get("output_type") == "stream" and last.name == out.name:
-                last.text += text
-            else:
-                out.text = text
-                self.items.append(out)
+            self.stream(out.name, out.text)
             return
+        room = self.limit - self.size
         n = sum(len(v) if isinstance(v, str) else len(json.dumps(v)) for v in out.get("data", {}).values())
         if n > room:
             self.cut += n
             return
         self.size += n
         self.items.append(out)
+
+    def stream(self, name: str, text: str) -> None:
+        import nbformat
+        room = self.limit - self.size
+        if len(text) > room:
+            self.cut += len(text) - max(room, 0)
+            text = text[:max(room, 0)]
+        if not text:
+            return
+        self.size += len(text)
+        last = self.items[-1] if self.items else None
+        if last is not None and last.get("output_type") == "stream" and last.name == name:
+            last.text += text
+        else:
+            self.items.append(nbformat.v4.new_output("stream", name=name, text=text))
+
+    def write(self, text: str) -> int:
+        """As a file: what the test cell prints in the grader's process."""
+        self.stream("stdout", str(text))
+        return len(text)
+
+    def flush(self) -> None:
+        pass
 
     def finish(self) -> list:
         import nbformat
@@ -130,7 +142,12 @@ class _Kernel:
         self.km.start_kernel(cwd=str(self.work), stdout=open(os.devnull, "w"), stderr=open(os.devnull, "w"))
         self.kc = self.km.client()
         self.kc.start_channels()
-        self.startup_timeout, self.ready, self.count = startup_timeout, False, 0
+        self.startup_timeout, self.ready, self.count, self.pending = startup_timeout, False, 0, []
+        # the kernel's remote.serve connects here to answer the test cells run in this process
+        self.socket_path = str(private / "r.sock")
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(self.socket_path)
+        self.listener.listen(1)
 
     def wait(self) -> "_Kernel":
         """Wait until the kernel answers (it was started, and imports torch, in the background)."""
@@ -152,10 +169,22 @@ class _Kernel:
     def run(self, code: str, timeout: float, limit: int, silent: bool = False) -> tuple[str, list, dict]:
         """Run ``code``; return (status, outputs, timing): status is ok, error, timeout or dead."""
         outputs, timing = _Outputs(limit), {"iopub.execute_input": _now()}
-        msg_id = self.kc.execute(code, silent=silent, store_history=not silent, allow_stdin=False,
-                                 stop_on_error=False)
+        status = self.collect(self.submit(code, silent), timeout, outputs)
+        timing["shell.execute_reply"] = _now()
+        return status, outputs.finish(), timing
+
+    def submit(self, code: str, silent: bool = False) -> str:
+        return self.kc.execute(code, silent=silent, store_history=not silent, allow_stdin=False,
+                               stop_on_error=False)
+
+    def _iopub(self, timeout: float) -> dict:
+        return self.pending.pop(0) if self.pending else self.kc.get_iopub_msg(timeout=timeout)
+
+    def collect(self, msg_id: str, timeout: float, outputs: _Outputs, errors: bool = True) -> str:
+        """Wait for the execution ``msg_id`` to end, adding its outputs to ``outputs`` (without error
+        outputs unless ``errors``); return its status: ok, error, timeout or dead."""
         deadline, idle, reply, reply_at, status = time.monotonic() + timeout, False, None, 0.0, None
-        interrupted_at = None
+        interrupted_at, failed = None, False
         while not (idle and reply is not None):
             now = time.monotonic()
             if reply is not None and now > reply_at + IOPUB_GRACE:
@@ -170,7 +199,7 @@ class _Kernel:
                 self.close()  # it ignored the interrupt
                 break
             try:
-                msg = self.kc.get_iopub_msg(timeout=0.2)
+                msg = self._iopub(0.2)
             except queue.Empty:
                 if reply is None:
                     try:
@@ -194,24 +223,105 @@ class _Kernel:
                     except queue.Empty:
                         reply = {}
                     reply_at = time.monotonic()
-            elif kind in ("stream", "display_data", "execute_result", "error", "clear_output"):
+            elif kind == "error":
+                failed = True
+                if errors:
+                    outputs.add(msg)
+            elif kind in ("stream", "display_data", "execute_result", "clear_output"):
                 outputs.add(msg)
-        timing["shell.execute_reply"] = _now()
-        items = outputs.finish()
-        if status is None:
-            status = "error" if any(o.get("output_type") == "error" for o in items) else "ok"
         if reply:
             self.count = reply.get("content", {}).get("execution_count", self.count) or self.count
-        return status, items, timing
+        return status or ("error" if failed else "ok")
+
+    def accept(self, msg_id: str, deadline: float):
+        """The connection of the kernel's :func:`course_lib.grading.remote.serve`, started by the
+        execution ``msg_id``; None if that execution ended, the kernel died or ``deadline`` passed."""
+        self.listener.settimeout(0.1)
+        while time.monotonic() < deadline:
+            try:
+                conn, _ = self.listener.accept()
+                conn.settimeout(None)
+                return conn
+            except (socket.timeout, TimeoutError):
+                pass
+            try:
+                while True:
+                    msg = self.kc.get_iopub_msg(timeout=0)
+                    self.pending.append(msg)
+                    if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "status" \
+                            and msg["content"].get("execution_state") == "idle":
+                        return None
+            except queue.Empty:
+                pass
+            if not self.alive():
+                return None
+        return None
 
     def close(self) -> None:
-        for step in (lambda: self.kc.stop_channels(), lambda: self.km.shutdown_kernel(now=True),
+        for step in (lambda: self.listener.close(), lambda: self.kc.stop_channels(), lambda: self.km.shutdown_kernel(now=True),
                      lambda: self.km.cleanup_resources()):
             try:
                 step()
             except Exception:
                 pass
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+SERVE = "import course_lib.grading.remote as _cg\n_cg.serve({path!r})\ndel _cg"
+
+
+def _failure(exc: BaseException, code: str, filename: str) -> dict:
+    """The error output of a test cell that ``exc`` ended, pointing at the line of the test cell."""
+    import traceback as tb
+    import nbformat
+    ename, evalue = type(exc).__name__, str(exc)
+    lines = ["Traceback (most recent call last):"]
+    for frame in tb.extract_tb(exc.__traceback__):
+        if frame.filename == filename:
+            text = code.splitlines()[frame.lineno - 1].strip() if 0 < frame.lineno <= len(code.splitlines()) else ""
+            lines.append(f"  test cell, line {frame.lineno}: {text}")
+    return nbformat.v4.new_output("error", ename=ename, evalue=evalue[:4000], traceback=[*lines[-3:], f"{ename}: {evalue[:4000]}"])
+
+
+def _run_test(kernel: _Kernel, code: str, timeout: float, limit: int) -> tuple[str, list, dict]:
+    """Run a test cell in this process, its learner functions called in ``kernel``
+    (:mod:`course_lib.grading.remote`); return (status, outputs, timing) as :meth:`_Kernel.run` does."""
+    from . import remote as _remote   # imports torch: only where a test runs
+
+    outputs, timing = _Outputs(limit), {"iopub.execute_input": _now()}
+    deadline = time.monotonic() + timeout
+    msg_id = kernel.submit(SERVE.format(path=kernel.socket_path))
+    conn = kernel.accept(msg_id, deadline)
+    status, problem = None, None
+    if conn is None:
+        status = "timeout" if time.monotonic() >= deadline else None
+        problem = "the grading kernel did not answer the test (the course's grading module could not start there)"
+    else:
+        link = _remote.GraderLink(conn, deadline)
+        exc = _remote.run_cell(code, link, outputs)
+        try:
+            link.done()
+        except _remote.Stop:
+            pass
+        conn.close()
+        if isinstance(exc, _remote.Stop):
+            status, problem = exc.status, str(exc)
+        elif exc is not None:
+            outputs.items.append(_failure(exc, code, _remote.TEST_CELL))
+            status = "error"
+    wait = 0 if status == "timeout" else max(deadline - time.monotonic(), 0) + IOPUB_GRACE
+    ended = kernel.collect(msg_id, wait, outputs, errors=False) if kernel.alive() else "dead"
+    if ended in ("timeout", "dead"):
+        status = ended if status in (None, "dead", "timeout") else status
+    elif status == "dead":      # the connection broke but the kernel lives: the learner's code closed it
+        status = "error"
+    if status == "error" and problem:
+        outputs.items.append(_error("GradingProtocolError", problem))
+    elif status is None and problem:
+        status = "error"
+        outputs.items.append(_error("GradingProtocolError", problem))
+    timing["shell.execute_reply"] = _now()
+    return status or "ok", outputs.finish(), timing
 
 
 def _groups(nb: Any, isolate: str) -> list[list[int]]:
@@ -236,14 +346,17 @@ def _groups(nb: Any, isolate: str) -> list[list[int]]:
 
 def run_notebook(nb: Any, workdir: str | Path, *, timeout: float = DEFAULT_TIMEOUT,
                  startup_timeout: float = 120, output_limit: int = OUTPUT_LIMIT, sandbox: str = "auto",
-                 hide: list = (), isolate: str = "exercise",
+                 hide: list = (), isolate: str = "exercise", in_kernel: Collection[str] = (),
                  log: Callable[[str], None] | None = None) -> RunInfo:
     """Execute ``nb`` (changed in place: outputs, execution counts, timing) as described above.
 
     ``workdir`` is copied for every kernel (the hand-in's working copy; nothing is written back).
     ``sandbox``: "auto" (bwrap when it works, else unsandboxed with a loud warning), "bwrap" (refuse
     to run without it) or "none". ``hide``: folders the kernel must not see (the course directory,
-    the exchange). ``isolate``: "exercise" (a kernel per exercise) or "notebook".
+    the exchange). ``isolate``: "exercise" (a kernel per exercise) or "notebook". Test cells run in
+    this process, calling the learner's functions in the kernel (:mod:`course_lib.grading.remote`),
+    except those whose grade id is in ``in_kernel`` (test cells whose source is not the release's,
+    which the self-check scores 0 anyway: they run in the sandboxed kernel, never here).
     """
     if sandbox not in ("auto", "bwrap", "none"):
         raise ValueError(f"sandbox: expected 'auto', 'bwrap' or 'none', got {sandbox!r}")
@@ -308,7 +421,10 @@ def run_notebook(nb: Any, workdir: str | Path, *, timeout: float = DEFAULT_TIMEO
                                                             f"start ({type(exc).__name__}: {exc})")], {}))
                     break
             i = plan[position]
-            status, outputs, timing = kernel.run(code_of[i], timeout=timeout, limit=output_limit)
+            if is_test(cells[i]) and _label(cells[i], i) not in in_kernel:
+                status, outputs, timing = _run_test(kernel, code_of[i], timeout, output_limit)
+            else:
+                status, outputs, timing = kernel.run(code_of[i], timeout=timeout, limit=output_limit)
             if status == "timeout":
                 info.timeouts.append(_label(cells[i], i))
                 outputs.append(_error("CellTimeoutError", f"the cell was stopped after {timeout:g} s, the time "
