@@ -211,3 +211,29 @@ def test_free_names_are_the_learners():
             "grading.check_bucket_predictions(lambda: dict(predictions()))\n"
             "x = [rnn_step(i) for i in range(3)]\nprint(x, width)")
     assert sorted(remote.free_names(code)) == ["predictions", "rnn_step", "width"]
+
+
+def test_what_the_checks_observe_through_their_callbacks_still_reaches_them():
+    """Chapter 13 counts micro-batches with a forward pre-hook (a lambda the model carries to the
+    kernel), chapter 11 hands over a stream that may be read once, chapter 01 reads the generator's
+    state after the call: each still sees what the learner's function did."""
+    from course_lib.grading import ch01_rnn, ch11_efficient_attention, ch13_scaling_out
+    ns = learner('''
+def accumulated_gradients(model, x, y, micro_batches):
+    model.zero_grad()
+    torch.nn.functional.cross_entropy(model(x), y).backward()      # the whole batch at once
+    return {name: p.grad for name, p in model.named_parameters()}
+def online_softmax_stats(blocks):
+    first = [x.max() for x in blocks]                               # reads the stream ...
+    return max(first), sum(torch.exp(x - max(first)).sum() for x in blocks)   # ... twice
+def generate(model, prompt_ids, n_new, temperature, generator):
+    return list(prompt_ids) + [0] * n_new                           # never draws
+''')
+    with Kernel(ns) as k:
+        p = k.link.lookup(["accumulated_gradients", "online_softmax_stats", "generate"])
+        with pytest.raises(Feedback, match="ran the model once on all 12 examples"):
+            ch13_scaling_out.check_accumulated_gradients(p["accumulated_gradients"])
+        with pytest.raises(Feedback, match="read `blocks` a second time"):
+            ch11_efficient_attention.check_online_softmax_stats(p["online_softmax_stats"])
+        with pytest.raises(Feedback, match="You never drew from `generator`"):
+            ch01_rnn.check_generate(p["generate"])

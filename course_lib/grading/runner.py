@@ -5,9 +5,13 @@ self-check (``python -m course_lib.grade``), so both grade the same way:
 
 - each exercise runs in a kernel of its own (``isolate="exercise"``): the locked cells, then the
   definitions of every answer cell (:func:`~course_lib.grading.notebook.definitions_only`), then
-  that exercise's test cells. Whatever one exercise's code does to its interpreter (patching the
-  checks, hooking imports, an IPython input transformer) cannot reach another exercise's tests,
-  and a kernel that dies loses only the cell that killed it: a new kernel takes over;
+  that exercise's test cells. A kernel that dies loses only the cell that killed it: a new kernel
+  takes over;
+- the test cells (the release's, restored by the sanitizer and nbgrader) run in *this* process, not
+  in the kernel: the learner's names they use are proxies that call the learner's functions in the
+  kernel and get back only plain data (:mod:`course_lib.grading.remote`). Whatever the learner's code
+  does to its interpreter (patching the checks, walking up to the checker's frame, hooking imports,
+  an IPython input transformer) happens where no check runs;
 - a cell is stopped after ``timeout`` seconds: interrupted, then killed if it ignores the
   interrupt; it gets a ``CellTimeoutError`` and grading goes on;
 - a lost IOPub message or a slow kernel never fails the notebook: what arrived is kept;
