@@ -7,7 +7,8 @@
   later never leaves an older score standing.
 - :class:`GradingExecute` replaces nbgrader's ``Execute``: the hand-in runs in sandboxed kernels,
   one per exercise, with definitions only from answer cells, capped output and no failure on
-  timeouts or dead kernels (:mod:`course_lib.grading.runner`).
+  timeouts or dead kernels (:mod:`course_lib.grading.runner`); the test cells run in this process
+  and call the learner's functions in the kernel (:mod:`course_lib.grading.remote`).
 """
 from __future__ import annotations
 

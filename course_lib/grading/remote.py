@@ -303,7 +303,7 @@ class _KernelLink:
         if callable(value):
             try:
                 params = [p.name for p in inspect.signature(value).parameters.values()]
-            except (TypeError, ValueError):
+            except Exception:   # noqa: BLE001 (no signature: the messages name no parameter)
                 params = []
             return ("callable", params)
         return ("value", export(value))
