@@ -38,9 +38,10 @@ SLOWEST_FIRST = (
 
 # Chapters that a test already executes whole, cell by cell, failing on any error, under harder
 # conditions than nbval's plain run: tests/test_under_load.py runs chapter 01 beside a busy process,
-# tests/test_browser.py runs chapter 05 in JupyterLab in a real browser. When that test is collected,
+# tests/test_browser.py runs chapters 00 and 05 in JupyterLab in a real browser. When that test is collected,
 # nbval's second execution of the chapter adds only time (about 25 s each).
-EXECUTED_ELSEWHERE = {"notebooks/01_rnn.ipynb": "tests/test_under_load.py",
+EXECUTED_ELSEWHERE = {"notebooks/00_setup_and_tour.ipynb": "tests/test_browser.py",
+                      "notebooks/01_rnn.ipynb": "tests/test_under_load.py",
                       "notebooks/05_self_attention.ipynb": "tests/test_browser.py"}
 
 

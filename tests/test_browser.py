@@ -4,7 +4,7 @@ no browser download) opens a chapter, runs all its cells from JupyterLab's Run m
 code cell must have run, in order, with no error output. A screenshot of each chapter is saved.
 
 Chapter 00 (the set-up check) and chapter 05 (self-attention: it trains a model with the course's
-progress bar and draws attention maps) run in fast mode, and nbval does not run chapter 05 again
+progress bar and draws attention maps) run in fast mode, and nbval does not run them again
 (conftest.py); chapter 01 is run whole by tests/test_under_load.py. The notebooks on disk are not
 written: the test turns autosave off in its own user settings and checks afterwards that the files
 hold no outputs.
