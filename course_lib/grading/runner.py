@@ -296,7 +296,7 @@ def _run_test(kernel: _Kernel, code: str, timeout: float, limit: int) -> tuple[s
     deadline = time.monotonic() + timeout
     msg_id = kernel.submit(SERVE.format(path=kernel.socket_path))
     conn = kernel.accept(msg_id, deadline)
-    status, problem = None, None
+    status, problem, interrupt = None, None, False
     if conn is None:
         status = "timeout" if time.monotonic() >= deadline else None
         problem = "the grading kernel did not answer the test (the course's grading module could not start there)"
@@ -309,11 +309,12 @@ def _run_test(kernel: _Kernel, code: str, timeout: float, limit: int) -> tuple[s
             pass
         conn.close()
         if isinstance(exc, _remote.Stop):
-            status, problem = exc.status, str(exc)
+            status, problem, interrupt = exc.status, str(exc), exc.status != "dead"
         elif exc is not None:
             outputs.items.append(_failure(exc, code, _remote.TEST_CELL))
             status = "error"
-    wait = 0 if status == "timeout" else max(deadline - time.monotonic(), 0) + IOPUB_GRACE
+    # out of time, or the kernel broke the protocol: interrupt it now (serve ends, the kernel lives on)
+    wait = 0 if interrupt or status == "timeout" else max(deadline - time.monotonic(), 0) + IOPUB_GRACE
     ended = kernel.collect(msg_id, wait, outputs, errors=False) if kernel.alive() else "dead"
     if ended in ("timeout", "dead"):
         status = ended if status in (None, "dead", "timeout") else status
