@@ -60,14 +60,18 @@ class Always(torch.Tensor):
 class Int(int):
     def __eq__(self, other):
         return True
+import math
+import torch.nn.functional as F
+import os
 def answer(x):
     print("hello from the kernel")
     return x.as_subclass(Always) * 2, Int(3), {"k": [1.5, "s", None]}, (lambda: 1), __import__("numpy").ones(2)
 width = 7
 ''')
     with Kernel(ns) as k:
-        found = k.link.lookup(["answer", "width", "nowhere"])
-        assert set(found) == {"answer", "width"} and found["width"] == 7
+        found = k.link.lookup(["answer", "width", "nowhere", "math", "F", "os"])
+        assert set(found) == {"answer", "width", "math", "F"} and found["width"] == 7   # not os
+        assert found["F"] is torch.nn.functional and found["math"].pi == 3.141592653589793
         assert isinstance(found["answer"], remote.Proxy) and found["answer"].__name__ == "answer"
         x = torch.arange(3.0)
         out = io.StringIO()

@@ -27,6 +27,7 @@ import ast
 import builtins
 import contextlib
 import functools
+import importlib
 import inspect
 import io
 import pickle
@@ -120,6 +121,9 @@ def _dumps_for_kernel(message: Any, table: dict[int, Any]) -> bytes:
 # -- data from the kernel: only plain values ------------------------------------------------------
 
 _NUMPY, _OPAQUE = "__course_numpy__", "__course_opaque__"
+# modules a notebook imports that a test cell may use by the notebook's name for them (the grader
+# imports its own copy; a module by any other name stays unknown to the test cell)
+_MODULES = ("math", "numpy", "torch", "torch.nn", "torch.nn.functional")
 
 
 def export(value: Any, _depth: int = 0) -> Any:
@@ -300,6 +304,8 @@ class _KernelLink:
         if name not in self.ns:
             return ("missing",)
         value = self.ns[name]
+        if isinstance(value, types.ModuleType):
+            return ("module", str(getattr(value, "__name__", "")))
         if callable(value):
             try:
                 params = [p.name for p in inspect.signature(value).parameters.values()]
@@ -417,6 +423,8 @@ class GraderLink:
                 found[name] = Proxy(self, name, list(entry[1]) if isinstance(entry[1], list) else [])
             elif entry[0] == "value" and len(entry) == 2:
                 found[name] = plain(_imported(entry[1]))
+            elif entry[0] == "module" and len(entry) == 2 and entry[1] in _MODULES:
+                found[name] = importlib.import_module(entry[1])   # the grader's own copy
         return found
 
     def call(self, name: str, args: tuple, kwargs: dict) -> Any:
