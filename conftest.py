@@ -14,7 +14,7 @@ import os
 import tempfile
 
 SLOWEST_FIRST = (
-    "tests/test_nbgrader_roundtrip.py",      # ~300 s: 13 assignments, 37 hand-ins autograded
+    "tests/test_nbgrader_roundtrip.py",      # ~250-280 s: 14 assignments, 35 hand-ins autograded
     "notebooks/04_attention.ipynb",          # ~150 s
     "notebooks/02_lstm_gru.ipynb",           # ~145 s
     "notebooks/07_gpt.ipynb",                # ~130 s
@@ -38,8 +38,8 @@ SLOWEST_FIRST = (
 
 # Chapters that a test already executes whole, cell by cell, failing on any error, under harder
 # conditions than nbval's plain run: tests/test_under_load.py runs chapter 01 beside a busy process,
-# tests/test_browser.py runs chapters 00 and 05 in JupyterLab in a real browser. When that test is collected,
-# nbval's second execution of the chapter adds only time (about 25 s each).
+# tests/test_browser.py runs chapters 00 and 05 in JupyterLab in a real browser. When that test is
+# collected, nbval's second execution of the chapter adds only time (about 10-25 s each).
 EXECUTED_ELSEWHERE = {"notebooks/00_setup_and_tour.ipynb": "tests/test_browser.py",
                       "notebooks/01_rnn.ipynb": "tests/test_under_load.py",
                       "notebooks/05_self_attention.ipynb": "tests/test_browser.py"}

@@ -284,7 +284,8 @@ def _failure(exc: BaseException, code: str, filename: str) -> dict:
         if frame.filename == filename:
             text = code.splitlines()[frame.lineno - 1].strip() if 0 < frame.lineno <= len(code.splitlines()) else ""
             lines.append(f"  test cell, line {frame.lineno}: {text}")
-    return nbformat.v4.new_output("error", ename=ename, evalue=evalue[:4000], traceback=[*lines[-3:], f"{ename}: {evalue[:4000]}"])
+    return nbformat.v4.new_output("error", ename=ename, evalue=evalue[:4000],
+                                  traceback=[lines[0], *lines[1:][-2:], f"{ename}: {evalue[:4000]}"])
 
 
 def _run_test(kernel: _Kernel, code: str, timeout: float, limit: int) -> tuple[str, list, dict]:
@@ -320,9 +321,7 @@ def _run_test(kernel: _Kernel, code: str, timeout: float, limit: int) -> tuple[s
         status = ended if status in (None, "dead", "timeout") else status
     elif status == "dead":      # the connection broke but the kernel lives: the learner's code closed it
         status = "error"
-    if status == "error" and problem:
-        outputs.items.append(_error("GradingProtocolError", problem))
-    elif status is None and problem:
+    if problem and status in (None, "error"):
         status = "error"
         outputs.items.append(_error("GradingProtocolError", problem))
     timing["shell.execute_reply"] = _now()
