@@ -10,8 +10,8 @@ object with methods) reaches the checker. Whatever a learner's function does whe
 kernel, where no check runs.
 
 What the checker hands to a learner's function goes the other way by value (tensors, modules,
-``torch.Generator`` objects), except what is the checker's own: its local functions and lambdas (``step`` of
-chapter 01, the instrumented suspects of chapter 04), generators and objects of the check
+``torch.Generator`` objects), except what is the checker's own: its local functions and lambdas
+(``step`` of chapter 01, the instrumented suspects of chapter 04), generators and objects of the check
 modules (the stream of chapter 11) stay in the grader's process, and the kernel gets a
 :class:`_Remote` that calls them there. After a call, tensors the function changed in place and the
 state of a ``torch.Generator`` it drew from are sent back, so that the checks see them as before.
